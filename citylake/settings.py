@@ -1,0 +1,115 @@
+"""One typed settings object for the whole platform.
+
+Sources, strongest first: keyword arguments, environment variables prefixed ``CITYLAKE_``
+(nested with ``__``, e.g. ``CITYLAKE_S3__ENDPOINT``), then ``citylake.toml`` in the working
+directory (or the file named by ``CITYLAKE_CONFIG``). The defaults are the embedded mode:
+Spark ``local[*]`` and Delta tables on local disk under ``./var/lakehouse``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+Layer = Literal["ods", "dwd", "dws", "ads"]
+
+
+class S3Settings(BaseModel):
+    """Object storage (MinIO in the stack, any S3 in production) for ``s3a://`` warehouses."""
+
+    endpoint: str = "http://127.0.0.1:9000"
+    access_key: str = "citylake"
+    secret_key: SecretStr = SecretStr("citylake-secret")
+    path_style: bool = True
+    region: str = "us-east-1"
+
+
+class SparkSettings(BaseModel):
+    """Where Spark runs. Exactly one of ``master`` or ``connect_url`` decides the mode."""
+
+    master: str = "local[*]"
+    connect_url: str | None = Field(
+        default=None, description="Spark Connect URL, e.g. sc://127.0.0.1:15002"
+    )
+    driver_memory: str = "4g"
+    shuffle_partitions: int = 4
+    app_name: str = "citylake"
+    extra_conf: dict[str, str] = Field(default_factory=dict)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CITYLAKE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    warehouse: str = Field(
+        default="var/lakehouse",
+        description="Warehouse root: a local path or s3a://bucket/prefix. Tables live at "
+        "<warehouse>/<layer>/<table>.",
+    )
+    landing: str = Field(default="var/landing", description="Landing zone for delivered files.")
+    var_dir: Path = Field(default=Path("var"), description="All runtime state of the project.")
+    cache_dir: Path = Field(
+        default=PROJECT_ROOT / ".cache", description="Downloaded jars and other set-up caches."
+    )
+    maven_repository: str = "https://repo1.maven.org/maven2"
+    contracts_dir: Path = Field(
+        default=PROJECT_ROOT / "warehouse_layers", description="Table contracts (YAML)."
+    )
+    timezone: str = "Asia/Shanghai"
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+
+    @model_validator(mode="after")
+    def _absolute_local_paths(self) -> Settings:
+        # Relative paths are relative to the working directory at load time, fixed once so
+        # that Spark executors, Airflow tasks and tests all agree on one location.
+        if not self.is_remote_warehouse:
+            self.warehouse = str(Path(self.warehouse).expanduser().resolve())
+        self.var_dir = self.var_dir.expanduser().resolve()
+        self.landing = str(Path(self.landing).expanduser().resolve())
+        return self
+
+    @property
+    def is_remote_warehouse(self) -> bool:
+        return self.warehouse.startswith(("s3a://", "s3://"))
+
+    def table_path(self, layer: str, table: str) -> str:
+        return f"{self.warehouse.rstrip('/')}/{layer}/{table}"
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.cache_dir / "jars"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("CITYLAKE_CONFIG", "citylake.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests call ``get_settings.cache_clear()`` after patching env)."""
+    return Settings()

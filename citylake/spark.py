@@ -1,0 +1,92 @@
+"""The one way citylake gets a SparkSession with Delta Lake, whatever the deployment.
+
+Embedded default: ``local[*]`` with the Delta jars from the set-up cache. Settings alone switch
+to a cluster master (``spark://``, ``yarn``, ``k8s://``) or a Spark Connect server, and to an
+``s3a://`` warehouse on MinIO or any S3.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import TYPE_CHECKING
+
+from citylake.jars import cached_jars
+from citylake.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+class JavaMissingError(RuntimeError):
+    pass
+
+
+def _require_java() -> None:
+    if os.environ.get("JAVA_HOME") or shutil.which("java"):
+        return
+    raise JavaMissingError(
+        "Spark needs Java 17 or newer and none was found: install a JDK "
+        "(Debian: apt-get install openjdk-17-jdk-headless) or set JAVA_HOME."
+    )
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    conf = {
+        **DELTA_CONF,
+        "spark.app.name": settings.spark.app_name,
+        "spark.sql.session.timeZone": settings.timezone,
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        # Small tables dominate: Delta's default of 50 snapshot partitions costs seconds each.
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.driver.memory": settings.spark.driver_memory,
+        # Derby metastore and spark-warehouse stay under ./var, never in the working dir.
+        "spark.sql.warehouse.dir": str(settings.var_dir / "spark-warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.var_dir / 'derby'}",
+    }
+    if settings.is_remote_warehouse:
+        s3 = settings.s3
+        conf |= {
+            "spark.hadoop.fs.s3a.endpoint": s3.endpoint,
+            "spark.hadoop.fs.s3a.access.key": s3.access_key,
+            "spark.hadoop.fs.s3a.secret.key": s3.secret_key.get_secret_value(),
+            "spark.hadoop.fs.s3a.path.style.access": str(s3.path_style).lower(),
+            "spark.hadoop.fs.s3a.endpoint.region": s3.region,
+            "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        }
+    return conf | settings.spark.extra_conf
+
+
+def get_spark(settings: Settings | None = None) -> SparkSession:
+    """Return the process's SparkSession, creating it on first use (a JVM start costs ~10 s)."""
+    settings = settings or get_settings()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    _require_java()
+    # The driver's Python must be the one running us, not whatever `python3` is on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder
+    if settings.spark.connect_url:
+        builder = builder.remote(settings.spark.connect_url)
+    else:
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        jars = ",".join(str(p) for p in cached_jars(settings))
+        builder = builder.master(settings.spark.master).config("spark.jars", jars)
+    for key, value in spark_conf(settings).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    if not settings.spark.connect_url:
+        spark.sparkContext.setLogLevel("ERROR")
+    return spark

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Creates .venv with the pinned Python dependencies (requirements.lock) and installs
+# citylake into it in editable mode. Idempotent: re-running with an unchanged lock is a no-op.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+VENV=.venv
+STAMP="$VENV/.installed"
+UV_VERSION=0.13.9
+
+die() { echo "citylake setup: $*" >&2; exit 1; }
+
+PYTHON=${CITYLAKE_PYTHON:-python3}
+command -v "$PYTHON" >/dev/null || die "python3 not found; install Python 3.11 or 3.12."
+"$PYTHON" - <<'PY' || die "Python 3.11 or 3.12 is required (found $("$PYTHON" --version 2>&1))."
+import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else 1)
+PY
+
+if ! command -v java >/dev/null; then
+  die "Java not found. Spark needs a JDK 17 or newer (Debian: apt-get install openjdk-17-jdk-headless), or set JAVA_HOME."
+fi
+JAVA_MAJOR=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+[ "${JAVA_MAJOR:-0}" -ge 17 ] || die "Spark 4 needs Java 17 or newer; 'java -version' says ${JAVA_MAJOR:-unknown}."
+
+want=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  exit 0
+fi
+
+INDEX=${PIP_INDEX_URL:-https://pypi.org/simple}
+if ! "$PYTHON" - "$INDEX" <<'PY'
+import sys, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1].rstrip("/") + "/uv/", timeout=20)
+except Exception as exc:  # noqa: BLE001
+    print(f"cannot reach the Python package index {sys.argv[1]}: {exc}", file=sys.stderr)
+    sys.exit(1)
+PY
+then
+  die "the network to PyPI is needed for the first install (set PIP_INDEX_URL for a mirror)."
+fi
+
+echo "citylake setup: creating $VENV with the pinned dependencies (requirements.lock)"
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+"$VENV/bin/uv" pip sync --quiet --python "$VENV/bin/python" requirements.lock
+"$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps -e .
+echo "$want" > "$STAMP"
+echo "citylake setup: Python environment ready"

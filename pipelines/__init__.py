@@ -1,0 +1,1 @@
+"""Pipelines: the work itself, as importable functions that DAGs and tests call."""

