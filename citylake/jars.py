@@ -28,7 +28,9 @@ class MavenArtifact:
 
     def url(self, repository: str) -> str:
         group_path = self.group.replace(".", "/")
-        return f"{repository.rstrip('/')}/{group_path}/{self.artifact}/{self.version}/{self.filename}"
+        return (
+            f"{repository.rstrip('/')}/{group_path}/{self.artifact}/{self.version}/{self.filename}"
+        )
 
     def __str__(self) -> str:
         return f"{self.group}:{self.artifact}:{self.version}"
@@ -78,7 +80,9 @@ def resolve(settings: Settings, artifacts: tuple[MavenArtifact, ...] = DELTA_JAR
     return paths
 
 
-def cached_jars(settings: Settings, artifacts: tuple[MavenArtifact, ...] = DELTA_JARS) -> list[Path]:
+def cached_jars(
+    settings: Settings, artifacts: tuple[MavenArtifact, ...] = DELTA_JARS
+) -> list[Path]:
     """The cached jars, or a clear error telling the user to run the set-up."""
     paths = [settings.jars_dir / a.filename for a in artifacts]
     missing = [str(a) for a, p in zip(artifacts, paths, strict=True) if not p.exists()]

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     contracts_dir: Path = Field(
         default=PROJECT_ROOT / "warehouse_layers", description="Table contracts (YAML)."
     )
+    models_dir: Path = Field(
+        default=PROJECT_ROOT / "models", description="SQL models of the DWS and ADS layers."
+    )
     timezone: str = "Asia/Shanghai"
     spark: SparkSettings = Field(default_factory=SparkSettings)
     s3: S3Settings = Field(default_factory=S3Settings)

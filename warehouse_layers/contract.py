@@ -119,16 +119,42 @@ class Feed(BaseModel):
 # Every ODS table carries these lineage columns after the feed's own, so each row can be traced
 # to the exact delivered file and line. Declared here once instead of in eleven YAML files.
 ODS_LINEAGE_COLUMNS = (
-    Column(name="_delivery_id", type="string", nullable=False,
-           description=Text(zh="交付批次标识(文件内容哈希)", en="Delivery id (content hash)")),
-    Column(name="_business_date", type="date", nullable=False,
-           description=Text(zh="交付业务日期", en="Business date of the delivery")),
-    Column(name="_source_file", type="string", nullable=False,
-           description=Text(zh="来源文件", en="Source file")),
-    Column(name="_source_line", type="bigint", nullable=False,
-           description=Text(zh="来源行号", en="Line (or row) in the source file")),
-    Column(name="_ingested_at", type="timestamp", nullable=False,
-           description=Text(zh="入湖时间", en="Ingestion time")),
+    Column(
+        name="_delivery_id",
+        type="string",
+        nullable=False,
+        description=Text(zh="交付批次标识(文件内容哈希)", en="Delivery id (content hash)"),
+    ),
+    Column(
+        name="_business_date",
+        type="date",
+        nullable=False,
+        description=Text(zh="交付业务日期", en="Business date of the delivery"),
+    ),
+    Column(
+        name="_source_file",
+        type="string",
+        nullable=False,
+        description=Text(zh="来源文件", en="Source file"),
+    ),
+    Column(
+        name="_source_line",
+        type="bigint",
+        nullable=False,
+        description=Text(zh="来源行号", en="Line (or row) in the source file"),
+    ),
+    Column(
+        name="_ingested_at",
+        type="timestamp",
+        nullable=False,
+        description=Text(zh="入湖时间", en="Ingestion time"),
+    ),
+)
+
+
+# DWD tables derived by rules keep the position of the delivered line they came from.
+DWD_LINEAGE_COLUMNS = tuple(
+    c for c in ODS_LINEAGE_COLUMNS if c.name in ("_delivery_id", "_source_file", "_source_line")
 )
 
 
@@ -153,6 +179,8 @@ class TableContract(BaseModel):
             raise ValueError(f"name must start with the layer prefix '{self.layer}_'")
         if self.layer == "ods" and self.feed is not None:
             object.__setattr__(self, "columns", self.columns + ODS_LINEAGE_COLUMNS)
+        if self.layer == "dwd" and any(c.rule for c in self.columns):
+            object.__setattr__(self, "columns", self.columns + DWD_LINEAGE_COLUMNS)
         names = [c.name for c in self.columns]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -256,10 +284,22 @@ def load_contracts(root: Path) -> dict[str, TableContract]:
         contract = load_contract(path)
         contracts[contract.name] = contract
     for contract in contracts.values():
+        where = f"invalid table contract {root / contract.layer / contract.name}.yaml"
         unknown = [u for u in contract.upstream if u not in contracts]
         if unknown:
-            raise ContractError(
-                f"invalid table contract {root / contract.layer / contract.name}.yaml: "
-                f"field upstream: unknown tables {unknown}"
-            )
+            raise ContractError(f"{where}: field upstream: unknown tables {unknown}")
+        if any(c.rule for c in contract.columns):
+            source = contracts[contract.upstream[0]] if contract.upstream else None
+            if source is None or source.feed is None:
+                raise ContractError(
+                    f"{where}: field upstream: the first upstream table must be the ODS table "
+                    "of the feed that `source` columns refer to"
+                )
+            delivered = {c.name for c in source.feed_columns}
+            for i, col in enumerate(contract.columns):
+                if col.source and col.source not in delivered:
+                    raise ContractError(
+                        f"{where}: field columns.{i}.source: {source.name} has no column "
+                        f"{col.source!r}"
+                    )
     return contracts

@@ -1,0 +1,187 @@
+"""The payment path from ODS to the cockpit: DWD -> gate -> DWS -> ADS, for a range of days.
+
+Gates: ODS→DWD validates the normalized candidate rows before anything is written to DWD (too
+many contract breaks in the deliveries of the range block the feed); DWD→DWS validates the DWD
+tables against their contracts before DWS and ADS are rebuilt. A blocked gate raises
+``GateBlocked`` and nothing downstream of it changes.
+
+Every step reads ODS at one pinned Delta version, so a build is a pure function of those
+versions; the versions are written on each ADS row for time-travel reproduction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, SparkSession
+
+from citylake.settings import Settings, get_settings
+from citylake.spark import get_spark
+from pipelines import tables
+from pipelines.dwd.merchant import build_merchant
+from pipelines.dwd.pay_transaction import build_pay_transaction
+from pipelines.models import date_range_predicate, run_model
+from pipelines.normalize import normalize
+from quality.gate import GateResult, enforce
+from quality.suites import contract_checks, reject_rate_check
+
+ODS_INPUTS = ("ods_merchant_registry", "ods_pay_transactions")
+
+
+@dataclass
+class BuildResult:
+    start: dt.date | None
+    end: dt.date | None
+    input_versions: dict[str, int]
+    rows: dict[str, int] = field(default_factory=dict)  # table -> rows written in the range
+    quarantined: dict[str, int] = field(default_factory=dict)  # feed -> rows in dwd_quarantine
+    gates: list[GateResult] = field(default_factory=list)
+    ads_path: str = ""
+
+
+def pin_inputs(spark: SparkSession, settings: Settings) -> dict[str, int]:
+    return {
+        name: tables.version(spark, tables.contract(name, settings), settings)
+        for name in ODS_INPUTS
+    }
+
+
+def _ods(spark: SparkSession, name: str, versions: dict[str, int], settings: Settings) -> DataFrame:
+    return tables.read(spark, tables.contract(name, settings), versions[name], settings)
+
+
+def _gate_rejects(
+    normalized: DataFrame,
+    ods_name: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    settings: Settings,
+    result: BuildResult,
+) -> None:
+    ods = tables.contract(ods_name, settings)
+    assert ods.feed is not None
+    scope = normalized
+    if start and end:
+        scope = scope.where(date_range_predicate("_business_date", start, end))
+    candidate = scope.select(F.col("_reject.code").alias("_reject_code"))
+    result.gates.append(
+        enforce(
+            candidate,
+            [reject_rate_check(ods.feed.max_reject_rate)],
+            gate="ods→dwd",
+            table=ods_name,
+            settings=settings,
+        )
+    )
+
+
+def build_dwd(
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    *,
+    settings: Settings | None = None,
+    versions: dict[str, int] | None = None,
+) -> BuildResult:
+    """ODS -> DWD for the range (None = every day present), behind the ODS→DWD gate."""
+    settings = settings or get_settings()
+    spark = get_spark(settings)
+    versions = versions or pin_inputs(spark, settings)
+    result = BuildResult(start, end, versions)
+    dwd_merchant = tables.contract("dwd_merchant", settings)
+    dwd_txn = tables.contract("dwd_pay_transaction", settings)
+    quarantine = tables.contract("dwd_quarantine", settings)
+
+    merchants_norm = normalize(
+        _ods(spark, "ods_merchant_registry", versions, settings), dwd_merchant
+    ).cache()
+    txn_norm = normalize(_ods(spark, "ods_pay_transactions", versions, settings), dwd_txn).cache()
+    _gate_rejects(merchants_norm, "ods_merchant_registry", start, end, settings, result)
+    _gate_rejects(txn_norm, "ods_pay_transactions", start, end, settings, result)
+
+    merchants, merchant_rejects = build_merchant(merchants_norm, dwd_merchant)
+    tables.replace(merchants, dwd_merchant, settings=settings)
+    merchants = tables.read(spark, dwd_merchant, settings=settings)
+    facts, txn_rejects = build_pay_transaction(txn_norm, merchants, dwd_txn)
+    facts = facts.cache()
+    if start is None or end is None:
+        bounds = facts.agg(F.min("booked_date"), F.max("booked_date")).first()
+        start, end = bounds[0], bounds[1]
+        result.start, result.end = start, end
+    if start is not None and end is not None:
+        tables.replace(
+            facts.where(date_range_predicate("booked_date", start, end)),
+            dwd_txn,
+            where=date_range_predicate("booked_date", start, end),
+            settings=settings,
+        )
+    # Quarantine is a function of all of ODS: rebuilt whole for these feeds, in one commit.
+    tables.replace(
+        merchant_rejects.unionByName(txn_rejects),
+        quarantine,
+        where="feed IN ('merchant_registry', 'pay_transactions')",
+        settings=settings,
+    )
+    for df in (merchants_norm, txn_norm, facts):
+        df.unpersist()
+    counts = tables.read(spark, quarantine, settings=settings).groupBy("feed").count().collect()
+    result.quarantined = {r["feed"]: r["count"] for r in counts}
+    result.rows["dwd_merchant"] = tables.read(spark, dwd_merchant, settings=settings).count()
+    return result
+
+
+def gate_dwd(result: BuildResult, settings: Settings | None = None) -> None:
+    """DWD→DWS gate: the DWD tables must satisfy their contracts in the range."""
+    settings = settings or get_settings()
+    spark = get_spark(settings)
+    for name, where in (
+        ("dwd_merchant", None),
+        ("dwd_pay_transaction", _range(result, "booked_date")),
+    ):
+        table = tables.contract(name, settings)
+        df = tables.read(spark, table, settings=settings)
+        if where:
+            df = df.where(where)
+        result.gates.append(
+            enforce(df, contract_checks(table), gate="dwd→dws", table=name, settings=settings)
+        )
+
+
+def _range(result: BuildResult, column: str) -> str | None:
+    if result.start is None or result.end is None:
+        return None
+    return date_range_predicate(column, result.start, result.end)
+
+
+def build_dws_ads(result: BuildResult, settings: Settings | None = None) -> BuildResult:
+    settings = settings or get_settings()
+    spark = get_spark(settings)
+    if result.start is None or result.end is None:
+        return result  # nothing in DWD yet
+    dws = run_model(spark, "dws_trade_merchant_daily", result.start, result.end, settings=settings)
+    result.rows["dws_trade_merchant_daily"] = dws.count()
+    params = {"input_versions": json.dumps(result.input_versions, sort_keys=True)}
+    ads = run_model(
+        spark, "ads_trade_daily", result.start, result.end, params=params, settings=settings
+    )
+    result.rows["ads_trade_daily"] = ads.count()
+    result.ads_path = tables.table_path(tables.contract("ads_trade_daily", settings), settings)
+    return result
+
+
+def build(
+    start: dt.date | None = None, end: dt.date | None = None, *, settings: Settings | None = None
+) -> BuildResult:
+    """DWD -> DWS -> ADS for [start, end]; raises GateBlocked when a blocking check fails."""
+    settings = settings or get_settings()
+    result = build_dwd(start, end, settings=settings)
+    spark = get_spark(settings)
+    if result.start is not None and result.end is not None:
+        txn = tables.read(
+            spark, tables.contract("dwd_pay_transaction", settings), settings=settings
+        )
+        result.rows["dwd_pay_transaction"] = txn.where(_range(result, "booked_date")).count()
+    gate_dwd(result, settings)
+    return build_dws_ads(result, settings)

@@ -1,0 +1,1 @@
+"""Quality gates: Great Expectations suites generated from table contracts, run between layers."""

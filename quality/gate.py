@@ -1,0 +1,131 @@
+"""Running a gate: validate a Spark frame against checks and stop promotion on a blocking failure.
+
+A gate sits between two layers. It validates the data about to be promoted (or just promoted)
+and raises ``GateBlocked`` naming the gate, the table and each failed check, so the caller stops
+everything downstream. Every outcome is appended to ``var/quality/gate_runs.jsonl``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from functools import cache
+
+from pyspark.sql import DataFrame
+
+from citylake.settings import Settings, get_settings
+from quality.suites import Check
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    severity: str
+    success: bool
+    unexpected_count: int | None
+    unexpected_percent: float | None
+    examples: list[str]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str  # e.g. "ods→dwd"
+    table: str
+    rows: int
+    checks: list[CheckResult] = field(default_factory=list)
+    at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success]
+
+    @property
+    def blocked(self) -> bool:
+        return any(c.severity == "block" for c in self.failed)
+
+    def describe(self) -> str:
+        if not self.failed:
+            return (
+                f"gate {self.gate} passed on {self.table}: "
+                f"{len(self.checks)} checks, {self.rows} rows"
+            )
+        lines = [
+            f"gate {self.gate} {'BLOCKED' if self.blocked else 'warned'} on table {self.table}:"
+        ]
+        for c in self.failed:
+            share = f"{c.unexpected_percent:.2f}%" if c.unexpected_percent is not None else "?"
+            lines.append(
+                f"  check failed [{c.severity}] {c.check}: {c.unexpected_count} rows "
+                f"({share}) unexpected, e.g. {c.examples[:5]}"
+            )
+        return "\n".join(lines)
+
+
+class GateBlocked(RuntimeError):
+    def __init__(self, result: GateResult) -> None:
+        super().__init__(result.describe())
+        self.result = result
+
+
+@cache
+def _batch_definition():
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    source = context.data_sources.add_spark(name="citylake")
+    asset = source.add_dataframe_asset(name="candidate")
+    return asset.add_batch_definition_whole_dataframe("whole")
+
+
+def validate(
+    df: DataFrame, checks: list[Check], *, gate: str, table: str, settings: Settings | None = None
+) -> GateResult:
+    import great_expectations as gx
+
+    batch_definition = _batch_definition()  # creates the GX context the suite needs
+    suite = gx.ExpectationSuite(name=f"{gate}:{table}")
+    for check in checks:
+        # The check's name and severity ride along in `meta` to label GX's unordered results.
+        meta = {"check": check.name, "severity": check.severity}
+        suite.add_expectation(check.expectation.copy(update={"meta": meta}, deep=True))
+    df = df.cache()
+    rows = df.count()
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
+    outcome = batch.validate(suite, result_format="SUMMARY")
+    df.unpersist()
+    results = [
+        CheckResult(
+            check=r.expectation_config.meta["check"],
+            severity=r.expectation_config.meta["severity"],
+            success=bool(r.success),
+            unexpected_count=r.result.get("unexpected_count"),
+            unexpected_percent=r.result.get("unexpected_percent"),
+            examples=[str(v) for v in (r.result.get("partial_unexpected_list") or [])[:10]],
+        )
+        for r in outcome.results
+    ]
+    result = GateResult(gate=gate, table=table, rows=rows, checks=results)
+    _record(result, settings or get_settings())
+    return result
+
+
+def enforce(
+    df: DataFrame, checks: list[Check], *, gate: str, table: str, settings: Settings | None = None
+) -> GateResult:
+    """Validate and raise GateBlocked if a blocking check failed."""
+    result = validate(df, checks, gate=gate, table=table, settings=settings)
+    if result.blocked:
+        raise GateBlocked(result)
+    return result
+
+
+def _record(result: GateResult, settings: Settings) -> None:
+    log = settings.var_dir / "quality" / "gate_runs.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")

@@ -1,0 +1,75 @@
+"""Expectation suites generated from a table contract: say each rule once, check it everywhere.
+
+nullable: false -> not null; primary_key -> unique; values -> in set; min/max -> between;
+pattern -> regex. Every check blocks promotion by default (issue 5 adds warn/quarantine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import great_expectations as gx
+from great_expectations.expectations import Expectation
+
+from warehouse_layers.contract import TableContract
+
+Severity = Literal["block", "warn"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # stable, human-readable: what is checked, on which column
+    expectation: Expectation
+    severity: Severity = "block"
+
+
+def contract_checks(table: TableContract) -> list[Check]:
+    E = gx.expectations
+    checks: list[Check] = []
+    for col in table.columns:
+        if not col.nullable:
+            checks.append(
+                Check(f"{col.name} not null", E.ExpectColumnValuesToNotBeNull(column=col.name))
+            )
+        if col.values:
+            checks.append(
+                Check(
+                    f"{col.name} in {list(col.values)}",
+                    E.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(col.values)),
+                )
+            )
+        if col.min is not None or col.max is not None:
+            checks.append(
+                Check(
+                    f"{col.name} between {col.min} and {col.max}",
+                    E.ExpectColumnValuesToBeBetween(
+                        column=col.name, min_value=col.min, max_value=col.max
+                    ),
+                )
+            )
+        if col.pattern:
+            checks.append(
+                Check(
+                    f"{col.name} matches {col.pattern}",
+                    E.ExpectColumnValuesToMatchRegex(column=col.name, regex=col.pattern),
+                )
+            )
+    key = list(table.primary_key)
+    if len(key) == 1:
+        checks.append(Check(f"{key[0]} unique", E.ExpectColumnValuesToBeUnique(column=key[0])))
+    elif key:
+        checks.append(
+            Check(f"({', '.join(key)}) unique", E.ExpectCompoundColumnsToBeUnique(column_list=key))
+        )
+    return checks
+
+
+def reject_rate_check(max_reject_rate: float) -> Check:
+    """ODS -> DWD: a delivery batch may lose at most this share of rows to quarantine."""
+    return Check(
+        f"quarantined share <= {max_reject_rate:.0%}",
+        gx.expectations.ExpectColumnValuesToBeNull(
+            column="_reject_code", mostly=round(1 - max_reject_rate, 6)
+        ),
+    )
