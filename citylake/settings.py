@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +28,8 @@ Layer = Literal["ods", "dwd", "dws", "ads"]
 class S3Settings(BaseModel):
     """Object storage (MinIO in the stack, any S3 in production) for ``s3a://`` warehouses."""
 
+    model_config = ConfigDict(extra="forbid")
+
     endpoint: str = "http://127.0.0.1:9000"
     access_key: str = "citylake"
     secret_key: SecretStr = SecretStr("citylake-secret")
@@ -37,6 +39,8 @@ class S3Settings(BaseModel):
 
 class SparkSettings(BaseModel):
     """Where Spark runs. Exactly one of ``master`` or ``connect_url`` decides the mode."""
+
+    model_config = ConfigDict(extra="forbid")
 
     master: str = "local[*]"
     connect_url: str | None = Field(
@@ -81,7 +85,8 @@ class Settings(BaseSettings):
         if not self.is_remote_warehouse:
             self.warehouse = str(Path(self.warehouse).expanduser().resolve())
         self.var_dir = self.var_dir.expanduser().resolve()
-        self.landing = str(Path(self.landing).expanduser().resolve())
+        if "://" not in self.landing:  # an object-store landing zone stays a URL
+            self.landing = str(Path(self.landing).expanduser().resolve())
         return self
 
     @property
@@ -104,7 +109,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get("CITYLAKE_CONFIG", "citylake.toml"))
+        named = os.environ.get("CITYLAKE_CONFIG")
+        if named and not Path(named).is_file():
+            # A named config that is missing must not silently fall back to local defaults.
+            raise FileNotFoundError(f"CITYLAKE_CONFIG names {named}, which does not exist")
+        toml_file = Path(named or "citylake.toml")
         return (
             init_settings,
             env_settings,

@@ -13,7 +13,6 @@ import csv
 import datetime as dt
 import io
 import json
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +68,12 @@ def _header_problem(header: Sequence[str], columns: Sequence[str], feed: str) ->
 
 
 def decode(data: bytes) -> tuple[str, str, bool]:
-    """Text, encoding name, and whether undecodable bytes were replaced (U+FFFD)."""
+    """Text, encoding name, and whether undecodable bytes were replaced (U+FFFD).
+
+    A file is UTF-8 (with or without BOM) or GBK. When strict UTF-8 fails, a file whose other
+    non-ASCII lines are valid UTF-8 is UTF-8 with some broken lines (those get U+FFFD and are
+    quarantined), not a GBK file: decoding it as GBK would garble every good line.
+    """
     if data.startswith(codecs.BOM_UTF8):
         try:
             return data[3:].decode("utf-8"), "utf-8-sig", False
@@ -79,10 +83,22 @@ def decode(data: bytes) -> tuple[str, str, bool]:
         return data.decode("utf-8"), "utf-8", False
     except UnicodeDecodeError:
         pass
+    if any(_valid_utf8_non_ascii(line) for line in data.splitlines()):
+        return data.decode("utf-8", errors="replace"), "utf-8", True
     try:
         return data.decode("gbk"), "gbk", False
     except UnicodeDecodeError:
-        return data.decode("utf-8", errors="replace"), "unknown", True
+        return data.decode("gbk", errors="replace"), "gbk", True
+
+
+def _valid_utf8_non_ascii(line: bytes) -> bool:
+    if line.isascii():
+        return False
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _read_csv(data: bytes, columns: Sequence[str], feed: str) -> DeliveryRead:
@@ -90,26 +106,36 @@ def _read_csv(data: bytes, columns: Sequence[str], feed: str) -> DeliveryRead:
     result = DeliveryRead(source_format=f"csv/{encoding}")
     # Physical lines, split exactly as the csv module counts them, so line numbers are exact.
     physical = io.StringIO(text, newline="").readlines()
-    reader = csv.reader(iter(physical), strict=False)
     header: list[str] | None = None
     header_error: str | None = None
-    consumed = 0
-    while True:
-        start = consumed + 1
+    index = 0  # next physical line to parse
+    while index < len(physical):
+        start = index + 1
+        reader = csv.reader(iter(physical[index:]), strict=False)
         try:
             row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:  # e.g. NUL bytes: reject that line and go on
-            consumed = reader.line_num
-            raw = "".join(physical[start - 1 : consumed]).rstrip("\r\n")
-            result.rejects.append(Reject(start, "malformed_row", f"unparsable CSV: {exc}", raw))
+            span = reader.line_num
+        except csv.Error as exc:  # e.g. a field beyond the size limit: reject the line, go on
+            result.rejects.append(
+                Reject(
+                    start, "malformed_row", f"unparsable CSV: {exc}", physical[index].rstrip("\r\n")
+                )
+            )
+            index += 1
             continue
-        consumed = reader.line_num
+        lines = physical[index : index + span]
+        raw = "".join(lines).rstrip("\r\n")
+        if span > 1 and raw.count('"') % 2:
+            # An unclosed quote swallowed the following lines: reject only the line holding it
+            # and read on from the next line, so no other line is lost or glued to it.
+            result.rejects.append(
+                Reject(start, "malformed_row", "unclosed quote", lines[0].rstrip("\r\n"))
+            )
+            index += 1
+            continue
+        index += span
         if not any(cell.strip() for cell in row):
             continue  # blank line: no record
-        lines = physical[start - 1 : consumed]
-        raw = "".join(lines).rstrip("\r\n")
         if header is None:
             header = [_header_name(h) for h in row]
             header_error = _header_problem(row, columns, feed)
@@ -119,20 +145,14 @@ def _read_csv(data: bytes, columns: Sequence[str], feed: str) -> DeliveryRead:
             result.rejects.append(Reject(start, "header_mismatch", header_error, raw))
         elif lossy and "\ufffd" in raw:
             result.rejects.append(
-                Reject(start, "bad_encoding", "bytes not valid in UTF-8 or GBK", raw)
+                Reject(start, "bad_encoding", f"bytes not valid in {encoding.upper()}", raw)
             )
         elif len(row) != len(header):
             detail = (
                 f"expected {len(header)} fields, found {len(row)} "
                 "(truncated, misquoted or wrongly separated line)"
             )
-            if len(lines) > 1:  # a stray quote swallowed following lines: keep each one
-                for offset, line in enumerate(lines):
-                    result.rejects.append(
-                        Reject(start + offset, "malformed_row", detail, line.rstrip("\r\n"))
-                    )
-            else:
-                result.rejects.append(Reject(start, "malformed_row", detail, raw))
+            result.rejects.append(Reject(start, "malformed_row", detail, raw))
         else:
             result.records.append(Record(start, dict(zip(header, row, strict=True))))
     if header is None:
@@ -244,7 +264,7 @@ def read_delivery(path: Path, columns: Sequence[str], feed: str) -> DeliveryRead
     readers = {"csv": _read_csv, "xlsx": _read_xlsx, "jsonl": _read_jsonl}
     try:
         result = readers[fmt](data, columns, feed)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except Exception as exc:
         detail = f"not a readable {fmt.upper()} file: {exc}"
         return DeliveryRead(fmt, rejects=[Reject(0, "unreadable_file", detail, None)], error=detail)
     if result.delivered == 0 and result.error:

@@ -79,13 +79,20 @@ class Column(BaseModel):
         value = value.replace(" ", "").lower()
         if not _SPARK_TYPE.match(value):
             raise ValueError(f"unsupported type {value!r}")
+        if value.startswith("decimal("):
+            precision, scale = (int(n) for n in value[8:-1].split(","))
+            if not 1 <= precision <= 38 or scale > precision:
+                raise ValueError(f"{value}: precision must be 1..38 and scale <= precision")
         return value
 
     @field_validator("pattern")
     @classmethod
     def _valid_regex(cls, value: str | None) -> str | None:
         if value is not None:
-            re.compile(value)
+            try:
+                re.compile(value)
+            except re.error as exc:  # not a ValueError: pydantic would not report it as a field
+                raise ValueError(f"invalid regular expression: {exc}") from exc
         return value
 
     @model_validator(mode="after")
@@ -256,6 +263,8 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
 def load_contract(path: Path) -> TableContract:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"invalid table contract {path}: not UTF-8 text: {exc}") from exc
     except yaml.YAMLError as exc:
         raise ContractError(f"invalid table contract {path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

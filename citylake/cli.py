@@ -1,0 +1,192 @@
+"""`citylake`: the user's handle on the platform (set-up, ingest, build, demo, contracts)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from citylake.settings import get_settings
+
+app = typer.Typer(
+    help="citylake: 城市数字经济数据底座 (a city's digital-economy lakehouse)",
+    no_args_is_help=True,
+    add_completion=False,
+)
+contracts_app = typer.Typer(help="Table contracts in warehouse_layers/.", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+console = Console()
+err = Console(stderr=True)
+
+DateOption = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])]
+
+
+@app.command()
+def setup() -> None:
+    """Fetch the pinned Delta jars from Maven Central into the project cache (idempotent)."""
+    from citylake.jars import JarResolutionError, resolve
+
+    try:
+        paths = resolve(get_settings())
+    except JarResolutionError as exc:
+        err.print(f"[red]citylake setup:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"citylake setup: {len(paths)} jars ready in {paths[0].parent}")
+
+
+@app.command()
+def ingest(
+    feed: Annotated[str, typer.Argument(help="Feed name, e.g. pay_transactions")],
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="Delivered files or folders")],
+    business_date: DateOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON")] = False,
+) -> None:
+    """Ingest delivered files into ODS; print delivered/loaded/quarantined per delivery."""
+    from pipelines.ingest import ingest_files, summary_json
+
+    results = ingest_files(
+        feed, paths, business_date=business_date.date() if business_date else None
+    )
+    if as_json:
+        print(summary_json(results))
+    else:
+        table = Table(
+            "delivery",
+            "file",
+            "format",
+            "delivered",
+            "loaded",
+            "quarantined",
+            "status",
+            title=f"{feed}: deliveries",
+        )
+        for r in results:
+            status = r.status + (" (already ingested)" if r.already_ingested else "")
+            table.add_row(
+                r.delivery_id[:12],
+                Path(r.source).name,
+                r.source_format,
+                str(r.delivered),
+                str(r.loaded),
+                str(r.quarantined),
+                status,
+            )
+        console.print(table)
+        for r in results:
+            if r.error:
+                err.print(f"[red]{Path(r.source).name}:[/] {r.error}")
+    if any(not r.reconciles for r in results):
+        err.print("[red]reconciliation failed: loaded + quarantined != delivered[/]")
+        raise typer.Exit(2)
+    if any(r.status == "rejected" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def build(
+    start: Annotated[dt.datetime | None, typer.Option("--from", formats=["%Y-%m-%d"])] = None,
+    end: Annotated[dt.datetime | None, typer.Option("--to", formats=["%Y-%m-%d"])] = None,
+) -> None:
+    """Run DWD → DWS → ADS for a date range (default: every day present), behind quality gates."""
+    from pipelines.build import build as run_build
+    from quality.gate import GateBlocked
+
+    try:
+        result = run_build(start.date() if start else None, end.date() if end else None)
+    except GateBlocked as exc:
+        err.print(f"[red]promotion stopped:[/] {exc}")
+        raise typer.Exit(3) from exc
+    _print_build(result)
+
+
+def _print_build(result) -> None:
+    console.print(f"built {result.start} … {result.end} from ODS versions {result.input_versions}")
+    for gate in result.gates:
+        console.print(f"  {gate.describe()}")
+    table = Table("table", "rows in range", title="rows written")
+    for name, rows in result.rows.items():
+        table.add_row(name, str(rows))
+    console.print(table)
+    if result.ads_path:
+        console.print(f"ADS table ads_trade_daily: [bold]{result.ads_path}[/]")
+
+
+@app.command()
+def generate(
+    out: Annotated[
+        Path | None, typer.Option(help="Landing folder (default: settings.landing)")
+    ] = None,
+    start: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"])] = dt.datetime(2024, 11, 5),
+    days: int = 3,
+    scale: float = 0.05,
+    seed: int = 20241105,
+) -> None:
+    """Write deterministic, dirty-on-purpose deliveries of the payment feeds to a landing zone."""
+    from pipelines.generator import generate_payment
+
+    landing = out or Path(get_settings().landing)
+    generated = generate_payment(landing, start.date(), days, scale=scale, seed=seed)
+    console.print(f"wrote {sum(len(f) for f in generated.files.values())} files under {landing}")
+    console.print(json.dumps(generated.truth, indent=2))
+
+
+@app.command()
+def demo(
+    days: int = 3,
+    scale: float = 0.05,
+    start: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"])] = dt.datetime(2024, 11, 5),
+) -> None:
+    """Generate data, ingest every delivery, build every layer, print the reconciliation."""
+    from pipelines.demo import run_demo
+
+    began = time.monotonic()
+    ok = run_demo(start.date(), days, scale, console=console)
+    console.print(f"demo finished in {time.monotonic() - began:.1f} s")
+    if not ok:
+        raise typer.Exit(1)
+
+
+@contracts_app.command("list")
+def contracts_list() -> None:
+    """Every table with its layer, owner department and description."""
+    from pipelines.tables import contracts
+
+    table = Table("table", "layer", "domain", "owner", "description")
+    for c in contracts().values():
+        table.add_row(c.name, c.layer, c.domain, c.owner_department, c.description.zh)
+    console.print(table)
+
+
+@contracts_app.command("ddl")
+def contracts_ddl(name: str) -> None:
+    """The Delta DDL generated from a table's contract."""
+    from pipelines.tables import contract, table_path
+
+    c = contract(name)
+    print(c.create_table_ddl(table_path(c)) + ";")
+
+
+@contracts_app.command("check")
+def contracts_check(
+    root: Annotated[Path | None, typer.Argument(help="Contracts folder")] = None,
+) -> None:
+    """Validate contract files; a bad one is named with its file and field."""
+    from warehouse_layers.contract import ContractError, load_contracts
+
+    try:
+        found = load_contracts((root or get_settings().contracts_dir).resolve())
+    except ContractError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    console.print(f"{len(found)} contracts valid")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
