@@ -188,5 +188,20 @@ def contracts_check(
     console.print(f"{len(found)} contracts valid")
 
 
+@contracts_app.command("docs")
+def contracts_docs(
+    out: Annotated[Path, typer.Option(help="Markdown file to write")] = Path(
+        "docs/data-dictionary.md"
+    ),
+) -> None:
+    """Write the data dictionary (数据字典) of every contract as Markdown."""
+    from catalog.dictionary import render
+    from pipelines.tables import contracts
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(contracts()), encoding="utf-8")
+    console.print(f"wrote {out}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -95,7 +95,7 @@ def _deliveries_table(results: list[DeliveryResult]) -> Table:
 
 
 def _print_reconciliation(spark, settings: Settings, console: Console) -> bool:
-    """Per feed, from the delivery log and the tables themselves: loaded + quarantined = delivered."""
+    """Per feed, from the delivery log and the tables: loaded + quarantined = delivered."""
     log = tables.read(spark, tables.contract("ods_delivery_log", settings), settings=settings)
     ingest_q = tables.read(spark, tables.contract("ods_quarantine", settings), settings=settings)
     table = Table(

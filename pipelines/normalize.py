@@ -96,8 +96,8 @@ def parse(rule: Rule, raw: SparkColumn, column: Column) -> Parsed:
         return Parsed(value, value.isin(list(column.values or ())))
     if rule is Rule.FEN:
         digits = F.regexp_replace(text, r"[¥￥,\s]", "")
-        ok = digits.rlike(r"^-?[0-9]{1,17}(\.0+)?$")
-        value = F.when(ok, F.regexp_replace(digits, r"\.0+$", "").cast("bigint"))
+        ok = digits.rlike(r"^-?[0-9]{1,17}$")  # "12.00" in a fen field is ambiguous
+        value = F.when(ok, digits.cast("bigint"))
         return Parsed(value, ok)
     if rule is Rule.YUAN:
         digits = F.regexp_replace(text, r"[¥￥,\s]", "")

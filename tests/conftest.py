@@ -25,7 +25,7 @@ def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - pyspark type is lazy
+def spark(tmp_path_factory: pytest.TempPathFactory):
     """The JVM starts once (≈10 s); tests get isolation from their own warehouse paths."""
     from citylake.spark import get_spark
 

@@ -13,7 +13,6 @@ import random
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from xml.etree.ElementTree import ParseError
 
 import openpyxl
 import pytest
