@@ -12,6 +12,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from airflow.sdk import dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+Json = dict[str, Any]  # what tasks return and pass on: JSON only, dates as ISO strings
 
 DOC_MD = """
 ### citylake_payment_daily · 支付数据日处理
@@ -62,10 +65,12 @@ def _day(ds: str | None, dag_run: Any) -> str:
 
 @dag(
     dag_id="citylake_payment_daily",
-    schedule="@daily",
+    # 02:00 Beijing time, for the business day that just ended (ds = the data interval's start).
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="Asia/Shanghai"),
     start_date=dt.datetime(2024, 11, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
+    max_active_tasks=1,  # one Spark JVM at a time on a 2-core node; no table-creation races
     default_args={
         "retries": 2,
         "retry_delay": dt.timedelta(minutes=1),
@@ -77,35 +82,35 @@ def _day(ds: str | None, dag_run: Any) -> str:
 )
 def citylake_payment_daily() -> None:
     @task
-    def ingest_merchant_registry(ds: str | None = None, dag_run: Any = None) -> list[dict]:
+    def ingest_merchant_registry(ds: str | None = None, dag_run: Any = None) -> list[Json]:
         from pipelines.runs import ingest_day
 
         with _fail_without_retry():
             return ingest_day("merchant_registry", _day(ds, dag_run))
 
     @task
-    def ingest_pay_transactions(ds: str | None = None, dag_run: Any = None) -> list[dict]:
+    def ingest_pay_transactions(ds: str | None = None, dag_run: Any = None) -> list[Json]:
         from pipelines.runs import ingest_day
 
         with _fail_without_retry():
             return ingest_day("pay_transactions", _day(ds, dag_run))
 
-    @task
-    def build_dwd(ds: str | None = None, dag_run: Any = None) -> dict:
+    @task(multiple_outputs=False)  # one JSON value, not one XCom per key
+    def build_dwd(ds: str | None = None, dag_run: Any = None) -> Json:
         from pipelines.runs import dwd_day
 
         with _fail_without_retry():
             return dwd_day(_day(ds, dag_run))
 
-    @task
-    def gate_dwd_to_dws(state: dict) -> dict:
+    @task(multiple_outputs=False)  # one JSON value, not one XCom per key
+    def gate_dwd_to_dws(state: Json) -> Json:
         from pipelines.runs import gate_day
 
         with _fail_without_retry():
             return gate_day(state)
 
-    @task
-    def build_dws_ads(state: dict) -> dict:
+    @task(multiple_outputs=False)  # one JSON value, not one XCom per key
+    def build_dws_ads(state: Json) -> Json:
         from pipelines.runs import dws_ads_day
 
         return dws_ads_day(state)

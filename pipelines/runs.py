@@ -34,6 +34,8 @@ def as_date(day: Day) -> dt.date:
 def landing_folder(feed: str, day: Day, settings: Settings | None = None) -> Path:
     """`<landing>/<feed>/<yyyy-mm-dd>/`: where the producer drops the day's files."""
     settings = settings or get_settings()
+    if "://" in settings.landing:
+        raise NotImplementedError(f"ingest reads a local landing zone, not {settings.landing}")
     return Path(settings.landing) / feed / as_date(day).isoformat()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,9 @@ from tests import airflow_home
 
 # Airflow reads its configuration on first import: the isolated home must be set up first.
 airflow_home.configure()
+# Airflow's logging writes to the stream pytest captured; py4j's INFO line at interpreter exit
+# would then hit a closed file ("--- Logging error ---").
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
@@ -85,6 +89,7 @@ def test_payment_daily_shape(dagbag: DagBag) -> None:
         assert t.retries == 2, t.task_id
         assert t.retry_delay == dt.timedelta(minutes=1), t.task_id
         assert t.retry_exponential_backoff == 2.0, t.task_id
+        assert not t.multiple_outputs, t.task_id  # one JSON value per task
 
 
 @pytest.mark.airflow
