@@ -1,0 +1,67 @@
+"""The `citylake` command as a user runs it: ingest, build and the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from citylake.cli import app
+from citylake.settings import Settings
+from tests.payment_files import MERCHANT_HEADER, TXN_HEADER, merchant, txn, write
+
+pytestmark = pytest.mark.spark
+runner = CliRunner()
+
+
+def test_ingest_json_and_build(spark, lake: Settings) -> None:
+    landing = Path(lake.landing)
+    registry = write(
+        landing,
+        "merchant_registry",
+        "2024-11-05",
+        "r.csv",
+        MERCHANT_HEADER,
+        [merchant("M1", "431102")],
+    )
+    txns = write(
+        landing,
+        "pay_transactions",
+        "2024-11-05",
+        "t.csv",
+        TXN_HEADER,
+        [txn(f"T{i}", "M1", "2024-11-05T10:00:00+08:00", 100) for i in range(30)],
+    )
+    assert runner.invoke(app, ["ingest", "merchant_registry", str(registry)]).exit_code == 0
+    result = runner.invoke(app, ["ingest", "pay_transactions", str(txns.parent), "--json"])
+    assert result.exit_code == 0, result.output
+    (delivery,) = json.loads(result.output)
+    assert (delivery["delivered"], delivery["loaded"], delivery["quarantined"]) == (30, 30, 0)
+    assert delivery["business_date"] == "2024-11-05"
+
+    built = runner.invoke(app, ["build", "--from", "2024-11-05", "--to", "2024-11-05"])
+    assert built.exit_code == 0, built.output
+    assert "ads_trade_daily" in built.output and lake.warehouse in built.output
+
+
+def test_ingest_of_a_rejected_file_exits_nonzero_with_the_reason(spark, lake: Settings) -> None:
+    bad = write(
+        Path(lake.landing),
+        "merchant_registry",
+        "2024-11-05",
+        "r.csv",
+        ["merchant_id", "name"],
+        [["M1", "x"]],
+    )
+    result = runner.invoke(app, ["ingest", "merchant_registry", str(bad)])
+    assert result.exit_code == 1
+    assert "header does not match the merchant_registry contract" in result.output
+
+
+def test_demo_reconciles(spark, lake: Settings) -> None:
+    result = runner.invoke(app, ["demo", "--days", "2", "--scale", "0.003"])
+    assert result.exit_code == 0, result.output
+    assert "reconciliation" in result.output and "NO" not in result.output
+    assert "ADS table ads_trade_daily" in result.output
