@@ -22,8 +22,10 @@ app = typer.Typer(
 )
 contracts_app = typer.Typer(help="Table contracts in warehouse_layers/.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
-console = Console()
-err = Console(stderr=True)
+# Logs and CI are not terminals: keep tables readable there instead of rich's 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(width=_WIDTH)
+err = Console(stderr=True, width=_WIDTH)
 
 DateOption = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])]
 

@@ -13,11 +13,12 @@ import sys
 from typing import TYPE_CHECKING
 
 from citylake.jars import cached_jars
-from citylake.settings import Settings, get_settings
+from citylake.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+LOG4J_CONFIG = PROJECT_ROOT / "infra" / "spark" / "log4j2.properties"
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -51,8 +52,14 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.memory": settings.spark.driver_memory,
         # Derby metastore and spark-warehouse stay under ./var, never in the working dir.
         "spark.sql.warehouse.dir": str(settings.var_dir / "spark-warehouse"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.var_dir / 'derby'}",
+        "spark.driver.extraJavaOptions": (
+            f"-Dderby.system.home={settings.var_dir / 'derby'} "
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"
+        ),
     }
+    if settings.spark.master.startswith("local") and not settings.spark.connect_url:
+        # Embedded mode serves nobody else: the driver listens on loopback only.
+        conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
     if settings.is_remote_warehouse:
         s3 = settings.s3
         conf |= {

@@ -67,11 +67,24 @@ def registry_lines(gen: GeneratedPayment) -> list[Line]:
 
 
 def txn_lines(gen: GeneratedPayment) -> list[Line]:
+    """Whole lines only; lines planted as truncated are counted by `truncated_lines`."""
     out = []
     for path in gen.files["pay_transactions"]:
         header, rows = read_csv(path, "utf-8")
-        out += [Line(file_day(path), dict(zip(header, r, strict=True))) for r in rows]
+        out += [
+            Line(file_day(path), dict(zip(header, r, strict=True)))
+            for r in rows
+            if len(r) == len(header)
+        ]
     return out
+
+
+def truncated_lines(gen: GeneratedPayment) -> int:
+    count = 0
+    for path in gen.files["pay_transactions"]:
+        header, rows = read_csv(path, "utf-8")
+        count += sum(len(r) < len(header) for r in rows)
+    return count
 
 
 def ts(text: str) -> datetime | None:
@@ -280,13 +293,15 @@ def test_truth_counts_what_the_files_hold(
     gen: GeneratedPayment, registry: list[Line], txns: list[Line]
 ) -> None:
     known = {ln.values["merchant_id"] for ln in registry}
+    truncated = truncated_lines(gen)
     by_file = Counter((ln.day, tuple(ln.values.values())) for ln in txns)
     success = [ln.values for ln in txns if ln.values["status"] == "success"]
     counted = {
         "merchants": len(known),
         "merchant_versions": len(registry),
-        "txn_rows_delivered": len(txns),
-        "success": len({t["txn_id"] for t in success}),
+        "txn_rows_delivered": len(txns) + truncated,
+        "success": len({t["txn_id"] for t in success}) + truncated,
+        "truncated": truncated,
         "reversed": sum(ln.values["status"] == "reversed" for ln in txns),
         "refunds": sum(ln.values["status"] == "refund" for ln in txns),
         "duplicates": sum(n - 1 for n in by_file.values()),
@@ -326,7 +341,7 @@ def test_zero_rates_give_clean_data(tmp_path: Path) -> None:
 def test_dirty_rates_scale() -> None:
     rates = DirtyRates().scaled(2)
     assert rates.bad_date == pytest.approx(0.008) and rates.reversal == pytest.approx(0.006)
-    assert DirtyRates().scaled(0) == DirtyRates(0, 0, 0, 0, 0, 0)
+    assert DirtyRates().scaled(0) == DirtyRates(0, 0, 0, 0, 0, 0, 0)
 
 
 def test_write_csv_quotes_and_encodes(tmp_path: Path) -> None:

@@ -143,6 +143,7 @@ class DirtyRates:
     late_refund: float = 0.01  # refunds (own txn_id, refund_of) delivered 1-3 days later
     reversal: float = 0.003  # same txn_id re-delivered later with status reversed
     unknown_merchant: float = 0.002  # merchant_id not in the registry -> unknown_merchant
+    truncated: float = 0.0005  # a line cut after 6 fields -> ingest quarantine (malformed_row)
 
     def scaled(self, factor: float) -> DirtyRates:
         """All rates multiplied by `factor` (0 gives clean data)."""
@@ -156,8 +157,9 @@ class GeneratedPayment:
     truth keys: merchants, merchant_versions (registry lines in all files), district_moves,
     txn_rows_delivered (data lines in all pay_transactions files), success (distinct original
     txn_ids, dirty ones included), duplicates (extra repeated lines), fullwidth, bad_date (->
-    bad_timestamp), unknown_merchant, refunds, late_refunds (refunds in a later file than their
-    original; the rest were capped onto the last day), reversed (re-delivered lines). Hence
+    bad_timestamp), unknown_merchant, truncated (lines cut short: ingest quarantine), refunds,
+    late_refunds (refunds in a later file than their original; the rest were capped onto the
+    last day), reversed (re-delivered lines). Hence
     txn_rows_delivered = success + duplicates + reversed + refunds and
     merchant_versions = merchants + district_moves + closures.
     """
@@ -360,6 +362,7 @@ def generate_payment(
             "bad_date",
             "duplicates",
             "unknown_merchant",
+            "truncated",
             "district_moves",
         ),
         0,
@@ -388,6 +391,7 @@ def generate_payment(
     t_bad = t_full + dirty.bad_date
     t_dup = t_bad + dirty.duplicate
     t_unknown = t_dup + dirty.unknown_merchant
+    t_truncated = t_unknown + dirty.truncated
     t_refund = dirty.late_refund
     t_reversal = t_refund + dirty.reversal
     region_codes = list(districts())
@@ -439,7 +443,7 @@ def generate_payment(
             ]
             out.append((upd, row))
             kind = rand()
-            if kind >= t_unknown:
+            if kind >= t_truncated:
                 # Only clean rows get refunded or reversed, so a row never has two problems.
                 follow = rand()
                 if follow < t_refund:
@@ -461,6 +465,9 @@ def generate_payment(
             elif kind < t_dup:
                 out.append((upd, row))  # the duplicate goes right after its twin
                 truth["duplicates"] += 1
+            elif kind >= t_unknown:
+                del row[6:]  # the producer's export died mid-line
+                truth["truncated"] += 1
             else:
                 row[1] = f"MX9999{rng.randrange(10_000):04d}"  # 'MX' never in the registry
                 row[8] = f"POS{rng.randrange(10**8):08d}"
