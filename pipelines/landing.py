@@ -109,12 +109,16 @@ def _read_csv(data: bytes, columns: Sequence[str], feed: str) -> DeliveryRead:
     header: list[str] | None = None
     header_error: str | None = None
     index = 0  # next physical line to parse
+    reader, base = csv.reader(iter(physical), strict=False), 0  # base: line the reader began at
+
+    def restart(at: int) -> None:  # rare: only after a broken line, so the slice is affordable
+        nonlocal reader, base
+        reader, base = csv.reader(iter(physical[at:]), strict=False), at
+
     while index < len(physical):
         start = index + 1
-        reader = csv.reader(iter(physical[index:]), strict=False)
         try:
             row = next(reader)
-            span = reader.line_num
         except csv.Error as exc:  # e.g. a field beyond the size limit: reject the line, go on
             result.rejects.append(
                 Reject(
@@ -122,7 +126,11 @@ def _read_csv(data: bytes, columns: Sequence[str], feed: str) -> DeliveryRead:
                 )
             )
             index += 1
+            restart(index)
             continue
+        except StopIteration:
+            break
+        span = base + reader.line_num - index
         lines = physical[index : index + span]
         raw = "".join(lines).rstrip("\r\n")
         if span > 1 and raw.count('"') % 2:
@@ -132,6 +140,7 @@ def _read_csv(data: bytes, columns: Sequence[str], feed: str) -> DeliveryRead:
                 Reject(start, "malformed_row", "unclosed quote", lines[0].rstrip("\r\n"))
             )
             index += 1
+            restart(index)
             continue
         index += span
         if not any(cell.strip() for cell in row):
