@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 import pyspark.sql.functions as F
 from pyspark.sql import SparkSession
 
@@ -104,43 +103,36 @@ def ingest_file(
     bdate = business_date or business_date_of(path, settings)
     columns = [c.name for c in ods.feed_columns]
     read: DeliveryRead = read_delivery(path, columns, feed)
-    now = pd.Timestamp(started)
     txn = (f"citylake-ingest-{did}", TXN_VERSION)
 
     if read.records:
-        frame = pd.DataFrame([r.values for r in read.records], columns=columns, dtype="object")
-        frame["_delivery_id"] = did
-        frame["_business_date"] = bdate
-        frame["_source_file"] = str(path)
-        frame["_source_line"] = [r.line for r in read.records]
-        frame["_ingested_at"] = now
-        tables.append(
-            spark.createDataFrame(frame, schema=ods.spark_schema_ddl()),
-            ods,
-            txn=txn,
-            settings=settings,
-        )
+        n = len(read.records)
+        rows: dict[str, list] = {c: [r.values.get(c) for r in read.records] for c in columns}
+        rows |= {
+            "_delivery_id": [did] * n,
+            "_business_date": [bdate] * n,
+            "_source_file": [str(path)] * n,
+            "_source_line": [r.line for r in read.records],
+            "_ingested_at": [started] * n,
+        }
+        tables.append(tables.from_columns(spark, rows, ods), ods, txn=txn, settings=settings)
 
     quarantine = tables.contract("ods_quarantine", settings)
     if read.rejects:
-        rejects = pd.DataFrame(
-            {
-                "feed": feed,
-                "delivery_id": did,
-                "business_date": bdate,
-                "source_file": str(path),
-                "source_line": [r.line for r in read.rejects],
-                "reason_code": [r.reason for r in read.rejects],
-                "detail": [r.detail for r in read.rejects],
-                "raw_record": [r.raw for r in read.rejects],
-                "quarantined_at": now,
-            }
-        )
+        n = len(read.rejects)
+        rejects = {
+            "feed": [feed] * n,
+            "delivery_id": [did] * n,
+            "business_date": [bdate] * n,
+            "source_file": [str(path)] * n,
+            "source_line": [r.line for r in read.rejects],
+            "reason_code": [r.reason for r in read.rejects],
+            "detail": [r.detail for r in read.rejects],
+            "raw_record": [r.raw for r in read.rejects],
+            "quarantined_at": [started] * n,
+        }
         tables.append(
-            spark.createDataFrame(rejects, schema=quarantine.spark_schema_ddl()),
-            quarantine,
-            txn=txn,
-            settings=settings,
+            tables.from_columns(spark, rejects, quarantine), quarantine, txn=txn, settings=settings
         )
 
     loaded, quarantined = len(read.records), len(read.rejects)
