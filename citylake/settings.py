@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "models", description="SQL models of the DWS and ADS layers."
     )
     timezone: str = "Asia/Shanghai"
+    restatement_days: int = Field(
+        default=7,
+        ge=0,
+        description="A daily run also rebuilds this many earlier days, so refunds and "
+        "reversals delivered up to that late restate their original day.",
+    )
     spark: SparkSettings = Field(default_factory=SparkSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
 

@@ -79,15 +79,20 @@ def ingest_day(feed: str, day: Day, *, settings: Settings | None = None) -> list
 def dwd_day(
     day: Day, *, versions: dict[str, int] | None = None, settings: Settings | None = None
 ) -> dict[str, Any]:
-    """ODS -> DWD for the single day, behind the ODS→DWD gate (raises ``GateBlocked``)."""
+    """ODS -> DWD for the day and its restatement window, behind the ODS→DWD gate.
+
+    A refund delivered today books on its original's day: the run rebuilds the
+    ``settings.restatement_days`` days before `day` too (raises ``GateBlocked``).
+    """
     settings = settings or get_settings()
     day = as_date(day)
-    result = build_dwd(day, day, settings=settings, versions=versions)
+    first = day - dt.timedelta(days=settings.restatement_days)
+    result = build_dwd(first, day, settings=settings, versions=versions)
     txn = tables.read(
         get_spark(settings), tables.contract("dwd_pay_transaction", settings), settings=settings
     )
     result.rows["dwd_pay_transaction"] = txn.where(
-        date_range_predicate("booked_date", day, day)
+        date_range_predicate("booked_date", first, day)
     ).count()
     return state_of(result)
 
