@@ -59,27 +59,9 @@ def ingest(
     if as_json:
         print(summary_json(results))
     else:
-        table = Table(
-            "delivery",
-            "file",
-            "format",
-            "delivered",
-            "loaded",
-            "quarantined",
-            "status",
-            title=f"{feed}: deliveries",
-        )
-        for r in results:
-            status = r.status + (" (already ingested)" if r.already_ingested else "")
-            table.add_row(
-                r.delivery_id[:12],
-                Path(r.source).name,
-                r.source_format,
-                str(r.delivered),
-                str(r.loaded),
-                str(r.quarantined),
-                status,
-            )
+        from citylake.views import deliveries_table
+
+        table = deliveries_table(results, title=f"{feed}: deliveries")
         console.print(table)
         for r in results:
             if r.error:

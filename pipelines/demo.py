@@ -11,6 +11,7 @@ from rich.table import Table
 
 from citylake.settings import Settings, get_settings
 from citylake.spark import get_spark
+from citylake.views import deliveries_table
 from pipelines import tables
 from pipelines.build import build
 from pipelines.generator import generate_payment
@@ -44,7 +45,7 @@ def run_demo(
     for feed in FEEDS:
         results += ingest_files(feed, generated.files[feed], settings=settings)
     console.print("[bold]2. ingested[/] into ODS")
-    console.print(_deliveries_table(results))
+    console.print(deliveries_table(results))
 
     result = build(settings=settings)
     console.print(f"[bold]3. built[/] DWD → DWS → ADS for {result.start} … {result.end}")
@@ -76,22 +77,6 @@ def run_demo(
     ads = tables.table_path(tables.contract("ads_trade_daily", settings), settings)
     console.print(f"[bold]ADS table ads_trade_daily:[/] {ads}")
     return ok
-
-
-def _deliveries_table(results: list[DeliveryResult]) -> Table:
-    table = Table("feed", "file", "format", "delivered", "loaded", "quarantined", "status")
-    for r in results:
-        status = r.status + (" (already ingested)" if r.already_ingested else "")
-        table.add_row(
-            r.feed,
-            Path(r.source).name,
-            r.source_format,
-            str(r.delivered),
-            str(r.loaded),
-            str(r.quarantined),
-            status,
-        )
-    return table
 
 
 def _print_reconciliation(spark, settings: Settings, console: Console) -> bool:

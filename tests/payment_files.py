@@ -6,30 +6,10 @@ import csv
 import io
 from pathlib import Path
 
-MERCHANT_HEADER = [
-    "merchant_id",
-    "uscc",
-    "name",
-    "mcc",
-    "industry_code",
-    "district_code",
-    "sector",
-    "opened_date",
-    "status",
-    "updated_at",
-]
-TXN_HEADER = [
-    "txn_id",
-    "merchant_id",
-    "txn_time",
-    "amount_fen",
-    "channel",
-    "status",
-    "refund_of",
-    "payer_region_code",
-    "terminal_id",
-    "updated_at",
-]
+from pipelines.generator.payment import REGISTRY_COLUMNS, TXN_COLUMNS
+
+MERCHANT_HEADER = REGISTRY_COLUMNS
+TXN_HEADER = TXN_COLUMNS
 
 
 def merchant(

@@ -44,23 +44,23 @@ def _registry(lake: Settings) -> Path:
     )
 
 
+def _deliver_txns(lake: Settings, day: str, name: str, rows: list[list[str]]):
+    path = write(Path(lake.landing), "pay_transactions", day, name, TXN_HEADER, rows)
+    return ingest_file(path, "pay_transactions")
+
+
 def test_refund_two_days_later_lowers_the_original_day(spark, lake: Settings) -> None:
-    landing = Path(lake.landing)
+    Path(lake.landing)
     ingest_file(_registry(lake), "merchant_registry")
-    ingest_file(
-        write(
-            landing,
-            "pay_transactions",
-            D5,
-            "d5.csv",
-            TXN_HEADER,
-            [
-                txn("T1", "M1", "2024-11-05T12:00:00+08:00", 10000),
-                txn("T2", "M1", "2024-11-05T23:59:59+08:00", 2500),
-                txn("T3", "M2", "2024-11-05T08:00:00+08:00", 700, channel="alipay"),
-            ],
-        ),
-        "pay_transactions",
+    _deliver_txns(
+        lake,
+        D5,
+        "d5.csv",
+        [
+            txn("T1", "M1", "2024-11-05T12:00:00+08:00", 10000),
+            txn("T2", "M1", "2024-11-05T23:59:59+08:00", 2500),
+            txn("T3", "M2", "2024-11-05T08:00:00+08:00", 700, channel="alipay"),
+        ],
     )
     build()
     before = _ads(spark, D5)[(LINGLING, "catering", "wechat")]
@@ -74,26 +74,21 @@ def test_refund_two_days_later_lowers_the_original_day(spark, lake: Settings) ->
 
     # Two days later: a partial refund of T1 (own txn_id, refund_of = T1) and a reversal of T2
     # (same txn_id, later updated_at). Both book back on 11-05.
-    ingest_file(
-        write(
-            landing,
-            "pay_transactions",
-            D7,
-            "d7.csv",
-            TXN_HEADER,
-            [
-                txn("R1", "M1", "2024-11-07T10:00:00+08:00", 4000, status="refund", refund_of="T1"),
-                txn(
-                    "T2",
-                    "M1",
-                    "2024-11-05T23:59:59+08:00",
-                    2500,
-                    status="reversed",
-                    updated="2024-11-07T10:05:00+08:00",
-                ),
-            ],
-        ),
-        "pay_transactions",
+    _deliver_txns(
+        lake,
+        D7,
+        "d7.csv",
+        [
+            txn("R1", "M1", "2024-11-07T10:00:00+08:00", 4000, status="refund", refund_of="T1"),
+            txn(
+                "T2",
+                "M1",
+                "2024-11-05T23:59:59+08:00",
+                2500,
+                status="reversed",
+                updated="2024-11-07T10:05:00+08:00",
+            ),
+        ],
     )
     build(dt.date(2024, 11, 5), dt.date(2024, 11, 5))
     after = _ads(spark, D5)
@@ -199,31 +194,24 @@ def test_bad_files_give_a_clear_error_or_quarantine_never_a_lost_row(
 
 
 def test_contract_breaks_are_quarantined_with_reason_and_position(spark, lake: Settings) -> None:
-    landing = Path(lake.landing)
+    Path(lake.landing)
     ingest_file(_registry(lake), "merchant_registry")
-    ingest_file(
-        write(
-            landing,
-            "pay_transactions",
-            D5,
-            "d5.csv",
-            TXN_HEADER,
-            [
-                txn(
-                    "T1", "M1", "2024/11/5 12:00:00", "¥1,200"
-                ),  # normalized: date form, ¥ and comma
-                txn("T2", "M1", "2024年11月5日 13:00:00", "３００"),  # full-width digits
-                txn("T3", "M1", "昨天", 100),  # unparsable time
-                txn("T4", "M9", "2024-11-05T10:00:00+08:00", 100),  # unknown merchant
-                txn("T5", "M1", "2024-11-05T10:00:00+08:00", -5),  # negative amount
-                txn("R9", "M1", "2024-11-05T11:00:00+08:00", 50, status="refund", refund_of="T404"),
-                txn(
-                    "T1", "M1", "2024/11/5 12:00:00", "¥1,200"
-                ),  # exact duplicate: loaded, deduplicated
-            ]
-            + [txn(f"T{i}", "M2", "2024-11-05T09:00:00+08:00", 100) for i in range(10, 110)],
-        ),
-        "pay_transactions",
+    _deliver_txns(
+        lake,
+        D5,
+        "d5.csv",
+        [
+            txn("T1", "M1", "2024/11/5 12:00:00", "¥1,200"),  # normalized: date form, ¥ and comma
+            txn("T2", "M1", "2024年11月5日 13:00:00", "３００"),  # full-width digits
+            txn("T3", "M1", "昨天", 100),  # unparsable time
+            txn("T4", "M9", "2024-11-05T10:00:00+08:00", 100),  # unknown merchant
+            txn("T5", "M1", "2024-11-05T10:00:00+08:00", -5),  # negative amount
+            txn("R9", "M1", "2024-11-05T11:00:00+08:00", 50, status="refund", refund_of="T404"),
+            txn(
+                "T1", "M1", "2024/11/5 12:00:00", "¥1,200"
+            ),  # exact duplicate: loaded, deduplicated
+        ]
+        + [txn(f"T{i}", "M2", "2024-11-05T09:00:00+08:00", 100) for i in range(10, 110)],
     )
     build()
     quarantined = {
@@ -289,18 +277,13 @@ def test_merchant_that_moved_district_books_by_the_version_valid_at_txn_time(
 
 
 def test_a_failing_blocking_check_stops_promotion_and_names_it(spark, lake: Settings) -> None:
-    landing = Path(lake.landing)
+    Path(lake.landing)
     ingest_file(_registry(lake), "merchant_registry")
-    ingest_file(
-        write(
-            landing,
-            "pay_transactions",
-            D5,
-            "good.csv",
-            TXN_HEADER,
-            [txn(f"T{i}", "M1", "2024-11-05T10:00:00+08:00", 100) for i in range(20)],
-        ),
-        "pay_transactions",
+    _deliver_txns(
+        lake,
+        D5,
+        "good.csv",
+        [txn(f"T{i}", "M1", "2024-11-05T10:00:00+08:00", 100) for i in range(20)],
     )
     build()
     versions = {
@@ -308,17 +291,12 @@ def test_a_failing_blocking_check_stops_promotion_and_names_it(spark, lake: Sett
         for n in ("dwd_pay_transaction", "dws_trade_merchant_daily", "ads_trade_daily")
     }
     # The next day's delivery is mostly garbage: 10 of 12 rows have unparsable amounts.
-    ingest_file(
-        write(
-            landing,
-            "pay_transactions",
-            D6,
-            "bad.csv",
-            TXN_HEADER,
-            [txn(f"B{i}", "M1", "2024-11-06T10:00:00+08:00", "n/a") for i in range(10)]
-            + [txn(f"G{i}", "M1", "2024-11-06T10:00:00+08:00", 1) for i in range(2)],
-        ),
-        "pay_transactions",
+    _deliver_txns(
+        lake,
+        D6,
+        "bad.csv",
+        [txn(f"B{i}", "M1", "2024-11-06T10:00:00+08:00", "n/a") for i in range(10)]
+        + [txn(f"G{i}", "M1", "2024-11-06T10:00:00+08:00", 1) for i in range(2)],
     )
     with pytest.raises(GateBlocked) as blocked:
         build(dt.date(2024, 11, 6), dt.date(2024, 11, 6))

@@ -27,34 +27,13 @@ from statistics import NormalDist
 
 from stdnum.cn import uscc as uscc_std
 
-from pipelines.generator.files import write_csv
+from pipelines.generator.files import feed_columns, write_csv
 
 MERCHANT_FEED = "merchant_registry"
 TXN_FEED = "pay_transactions"
-REGISTRY_COLUMNS = [
-    "merchant_id",
-    "uscc",
-    "name",
-    "mcc",
-    "industry_code",
-    "district_code",
-    "sector",
-    "opened_date",
-    "status",
-    "updated_at",
-]
-TXN_COLUMNS = [
-    "txn_id",
-    "merchant_id",
-    "txn_time",
-    "amount_fen",
-    "channel",
-    "status",
-    "refund_of",
-    "payer_region_code",
-    "terminal_id",
-    "updated_at",
-]
+# Headers come from the feeds' ODS contracts; rows below are built in that column order.
+REGISTRY_COLUMNS = feed_columns(MERCHANT_FEED)
+TXN_COLUMNS = feed_columns(TXN_FEED)
 CITY_CODE = "431100"  # 永州市
 TXNS_PER_DAY_AT_SCALE_1 = 300_000
 MERCHANTS_AT_SCALE_1 = 20_000
