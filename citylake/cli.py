@@ -111,12 +111,15 @@ def generate(
     days: int = 3,
     scale: float = 0.05,
     seed: int = 20241105,
+    dirty: Annotated[float, typer.Option(help="Multiply every dirty-row rate (0 = clean)")] = 1.0,
 ) -> None:
     """Write deterministic, dirty-on-purpose deliveries of the payment feeds to a landing zone."""
-    from pipelines.generator import generate_payment
+    from pipelines.generator import DirtyRates, generate_payment
 
     landing = out or Path(get_settings().landing)
-    generated = generate_payment(landing, start.date(), days, scale=scale, seed=seed)
+    generated = generate_payment(
+        landing, start.date(), days, scale=scale, seed=seed, dirty=DirtyRates().scaled(dirty)
+    )
     console.print(f"wrote {sum(len(f) for f in generated.files.values())} files under {landing}")
     console.print(json.dumps(generated.truth, indent=2))
 
