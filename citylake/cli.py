@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from citylake.settings import get_settings
@@ -65,7 +66,7 @@ def ingest(
         console.print(table)
         for r in results:
             if r.error:
-                err.print(f"[red]{Path(r.source).name}:[/] {r.error}")
+                err.print(f"[red]{escape(Path(r.source).name)}:[/] {escape(r.error)}")
     if any(not r.reconciles for r in results):
         err.print("[red]reconciliation failed: loaded + quarantined != delivered[/]")
         raise typer.Exit(2)
@@ -85,15 +86,18 @@ def build(
     try:
         result = run_build(start.date() if start else None, end.date() if end else None)
     except GateBlocked as exc:
-        err.print(f"[red]promotion stopped:[/] {exc}")
+        err.print(f"[red]promotion stopped:[/] {escape(str(exc))}")
         raise typer.Exit(3) from exc
     _print_build(result)
 
 
 def _print_build(result) -> None:
+    if result.start is None:
+        console.print("nothing to build: no accepted payment transactions in ODS yet")
+        return
     console.print(f"built {result.start} … {result.end} from ODS versions {result.input_versions}")
     for gate in result.gates:
-        console.print(f"  {gate.describe()}")
+        console.print(f"  {escape(gate.describe())}")
     table = Table("table", "rows in range", title="rows written")
     for name, rows in result.rows.items():
         table.add_row(name, str(rows))
@@ -170,7 +174,7 @@ def contracts_check(
     try:
         found = load_contracts((root or get_settings().contracts_dir).resolve())
     except ContractError as exc:
-        err.print(f"[red]{exc}[/]")
+        err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from exc
     console.print(f"{len(found)} contracts valid")
 

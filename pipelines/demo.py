@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyspark.sql.functions as F
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from citylake.settings import Settings, get_settings
@@ -50,7 +51,7 @@ def run_demo(
     result = build(settings=settings)
     console.print(f"[bold]3. built[/] DWD → DWS → ADS for {result.start} … {result.end}")
     for gate in result.gates:
-        console.print(f"   {gate.describe()}")
+        console.print(f"   {escape(gate.describe())}")
 
     spark = get_spark(settings)
     counts = Table("layer", "table", "rows", title="rows per layer")

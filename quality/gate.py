@@ -37,6 +37,7 @@ class GateResult:
     table: str
     rows: int
     checks: list[CheckResult] = field(default_factory=list)
+    detail: str | None = None  # what the caller knows beyond GX's sample, e.g. full reason counts
     at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
 
     @property
@@ -60,8 +61,10 @@ class GateResult:
             share = f"{c.unexpected_percent:.2f}%" if c.unexpected_percent is not None else "?"
             lines.append(
                 f"  check failed [{c.severity}] {c.check}: {c.unexpected_count} rows "
-                f"({share}) unexpected, e.g. {c.examples[:5]}"
+                f"({share}) unexpected, e.g. {', '.join(c.examples[:5])}"
             )
+        if self.detail:
+            lines.append(f"  {self.detail}")
         return "\n".join(lines)
 
 
@@ -105,13 +108,19 @@ def validate(
             success=bool(r.success),
             unexpected_count=r.result.get("unexpected_count"),
             unexpected_percent=r.result.get("unexpected_percent"),
-            examples=[str(v) for v in (r.result.get("partial_unexpected_list") or [])[:10]],
+            examples=_examples(r.result),
         )
         for r in outcome.results
     ]
     result = GateResult(gate=gate, table=table, rows=rows, checks=results)
     _record(result, settings or get_settings())
     return result
+
+
+def _examples(result: dict) -> list[str]:
+    """Distinct offending values from GX's sample of unexpected rows, in order of appearance."""
+    sample = [str(v) for v in result.get("partial_unexpected_list") or []]
+    return list(dict.fromkeys(sample))[:10]
 
 
 def enforce(

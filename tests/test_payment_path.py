@@ -303,5 +303,6 @@ def test_a_failing_blocking_check_stops_promotion_and_names_it(spark, lake: Sett
     message = str(blocked.value)
     assert "ods→dwd" in message and "ods_pay_transactions" in message
     assert "quarantined share <= 5%" in message
+    assert "quarantine reasons: bad_amount 10" in message
     after = {n: tables.version(spark, tables.contract(n)) for n in versions}
     assert after == versions
