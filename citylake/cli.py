@@ -107,6 +107,54 @@ def _print_build(result) -> None:
 
 
 @app.command()
+def deliveries(
+    start: Annotated[dt.datetime | None, typer.Option("--from", formats=["%Y-%m-%d"])] = None,
+    end: Annotated[dt.datetime | None, typer.Option("--to", formats=["%Y-%m-%d"])] = None,
+    feed: Annotated[str | None, typer.Option(help="Only this feed")] = None,
+    department: Annotated[str | None, typer.Option(help="Only this owner department")] = None,
+    xlsx: Annotated[Path | None, typer.Option(help="Also write the rows to this .xlsx")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON")] = False,
+) -> None:
+    """The reconciliation log (数据对账): deliveries by business date, feed and department."""
+    from pipelines.deliveries import export_xlsx, query_deliveries
+
+    rows = query_deliveries(
+        start.date() if start else None,
+        end.date() if end else None,
+        feed=feed,
+        department=department,
+    )
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, default=str, indent=2))
+    else:
+        table = Table(
+            "business date",
+            "feed",
+            "department",
+            "file",
+            "delivered",
+            "loaded",
+            "quarantined",
+            "status",
+            title="deliveries",
+        )
+        for r in rows:
+            table.add_row(
+                str(r["business_date"]),
+                r["feed"],
+                r["owner_department"],
+                Path(r["source"]).name,
+                f"{r['delivered']:,}",
+                f"{r['loaded']:,}",
+                f"{r['quarantined']:,}",
+                r["status"],
+            )
+        console.print(table)
+    if xlsx is not None:
+        console.print(f"wrote {export_xlsx(rows, xlsx)}")
+
+
+@app.command()
 def generate(
     out: Annotated[
         Path | None, typer.Option(help="Landing folder (default: settings.landing)")

@@ -65,3 +65,66 @@ def test_demo_reconciles(spark, lake: Settings) -> None:
     assert result.exit_code == 0, result.output
     assert "reconciliation" in result.output and "NO" not in result.output
     assert "ADS table ads_trade_daily" in result.output
+
+
+def test_deliveries_by_feed_and_department_export_to_xlsx(
+    spark, lake: Settings, tmp_path: Path
+) -> None:
+    import openpyxl
+
+    landing = Path(lake.landing)
+    runner.invoke(
+        app,
+        [
+            "ingest",
+            "merchant_registry",
+            str(
+                write(
+                    landing,
+                    "merchant_registry",
+                    "2024-11-05",
+                    "r.csv",
+                    MERCHANT_HEADER,
+                    [merchant("M1", "431102")],
+                )
+            ),
+        ],
+    )
+    runner.invoke(
+        app,
+        [
+            "ingest",
+            "pay_transactions",
+            str(
+                write(
+                    landing,
+                    "pay_transactions",
+                    "2024-11-06",
+                    "t.csv",
+                    TXN_HEADER,
+                    [txn("T1", "M1", "2024-11-06T10:00:00+08:00", 100), ["T2", "M1"]],
+                )
+            ),
+        ],
+    )
+
+    result = runner.invoke(app, ["deliveries", "--from", "2024-11-06", "--json"])
+    (only,) = json.loads(result.output)
+    assert (only["feed"], only["delivered"], only["loaded"], only["quarantined"]) == (
+        "pay_transactions",
+        2,
+        1,
+        1,
+    )
+    by_department = runner.invoke(app, ["deliveries", "--department", "市商务局", "--json"])
+    assert len(json.loads(by_department.output)) == 2
+    none = runner.invoke(app, ["deliveries", "--feed", "fuel_sales", "--json"])
+    assert json.loads(none.output) == []
+
+    out = tmp_path / "对账.xlsx"
+    assert runner.invoke(app, ["deliveries", "--xlsx", str(out)]).exit_code == 0
+    sheet = openpyxl.load_workbook(out).active
+    rows = list(sheet.values)
+    assert rows[0][:3] == ("业务日期", "数据接口", "责任部门")
+    assert [r[1] for r in rows[1:3]] == ["pay_transactions", "merchant_registry"]
+    assert rows[-1][0] == "合计" and rows[-1][7:10] == (3, 2, 1)

@@ -306,3 +306,33 @@ def test_a_failing_blocking_check_stops_promotion_and_names_it(spark, lake: Sett
     assert "quarantine reasons: bad_amount 10" in message
     after = {n: tables.version(spark, tables.contract(n)) for n in versions}
     assert after == versions
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "jsonl"])
+def test_xlsx_and_json_lines_deliveries_load_like_csv(spark, lake: Settings, fmt: str) -> None:
+    import json
+
+    import openpyxl
+
+    rows = [merchant("M1", LINGLING), merchant("M2", LENGSHUITAN, "retail")]
+    path = Path(lake.landing) / "merchant_registry" / D5 / f"registry.{fmt}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "xlsx":
+        book = openpyxl.Workbook()
+        book.active.append(MERCHANT_HEADER)
+        for row in rows:
+            book.active.append(row)
+        book.save(path)
+    else:
+        lines = [
+            json.dumps(dict(zip(MERCHANT_HEADER, r, strict=True)), ensure_ascii=False) for r in rows
+        ]
+        path.write_text("\n".join([*lines, "{not json"]) + "\n", encoding="utf-8")
+    result = ingest_file(path, "merchant_registry")
+    assert result.reconciles and result.loaded == 2
+    assert result.source_format.startswith(fmt)
+    names = {r.name for r in _table(spark, "ods_merchant_registry").collect()}
+    assert names == {"商户M1", "商户M2"}
+    if fmt == "jsonl":
+        (bad,) = _table(spark, "ods_quarantine").collect()
+        assert (bad.reason_code, bad.source_line) == ("bad_json", 3)
