@@ -136,8 +136,7 @@ def build_dwd(
         where="feed IN ('merchant_registry', 'pay_transactions')",
         settings=settings,
     )
-    for df in (merchants_norm, txn_norm, facts):
-        df.unpersist()
+    spark.catalog.clearCache()  # the frames cached above and inside the DWD builders
     counts = tables.read(spark, quarantine, settings=settings).groupBy("feed").count().collect()
     result.quarantined = {r["feed"]: r["count"] for r in counts}
     result.rows["dwd_merchant"] = tables.read(spark, dwd_merchant, settings=settings).count()

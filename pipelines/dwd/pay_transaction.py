@@ -31,7 +31,11 @@ def build_pay_transaction(
         ),
     )
     accepted, rejected = split(normalized)
-    latest = latest_per_key(accepted, ["txn_id"]).withColumn("biz_date", F.to_date("txn_time"))
+    # Cached: facts and every kind of reject below branch off these two (the caller's build
+    # clears the cache when it is done).
+    latest = (
+        latest_per_key(accepted, ["txn_id"]).withColumn("biz_date", F.to_date("txn_time")).cache()
+    )
 
     originals = latest.where(F.col("status") != "refund")
     refunds = latest.where(F.col("status") == "refund")
@@ -86,7 +90,7 @@ def build_pay_transaction(
         & (F.col("valid_from") <= F.col("_ctx_time"))
         & (F.col("_ctx_time") < F.col("valid_to")),
         "left",
-    )
+    ).cache()
     unknown = enriched.where(F.col("_m_id").isNull()).withColumn(
         "_reject", reject("unknown_merchant", "merchant_id", F.col("_ctx_merchant"))
     )
