@@ -52,6 +52,22 @@ class SparkSettings(BaseModel):
     extra_conf: dict[str, str] = Field(default_factory=dict)
 
 
+class AlertSettings(BaseModel):
+    """Where a blocked quality gate is announced. Every channel that is configured is used."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_url: str | None = Field(default=None, description="POSTed a JSON alert")
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = "citylake@localhost"
+    smtp_recipients: list[str] = Field(default_factory=list)
+    timeout_seconds: float = 5.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYLAKE_", env_nested_delimiter="__", extra="forbid"
@@ -83,6 +99,7 @@ class Settings(BaseSettings):
     )
     spark: SparkSettings = Field(default_factory=SparkSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @model_validator(mode="after")
     def _absolute_local_paths(self) -> Settings:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 
 from pyspark.sql import DataFrame
 
 from citylake.settings import Settings, get_settings
+from quality.alerts import Alert, notify
 from quality.suites import Check
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -69,9 +71,12 @@ class GateResult:
 
 
 class GateBlocked(RuntimeError):
-    def __init__(self, result: GateResult) -> None:
+    """Promotion stopped. Raising it announces the block through the alert channels."""
+
+    def __init__(self, result: GateResult, alerts: dict[str, str] | None = None) -> None:
         super().__init__(result.describe())
         self.result = result
+        self.alerts = alerts or {}  # channel -> 'sent' or why not
 
 
 @cache
@@ -124,13 +129,36 @@ def _examples(result: dict) -> list[str]:
 
 
 def enforce(
-    df: DataFrame, checks: list[Check], *, gate: str, table: str, settings: Settings | None = None
+    df: DataFrame,
+    checks: list[Check],
+    *,
+    gate: str,
+    table: str,
+    settings: Settings | None = None,
+    explain: Callable[[], str] | None = None,
 ) -> GateResult:
-    """Validate and raise GateBlocked if a blocking check failed."""
+    """Validate; on a blocking failure, alert every configured channel and raise GateBlocked.
+
+    `explain`, called only on a block, adds what GX's sample cannot say (e.g. full counts).
+    """
     result = validate(df, checks, gate=gate, table=table, settings=settings)
     if result.blocked:
-        raise GateBlocked(result)
+        if explain is not None:
+            result = replace(result, detail=explain())
+        raise GateBlocked(result, notify(alert_for(result), settings))
     return result
+
+
+def alert_for(result: GateResult) -> Alert:
+    return Alert(
+        title=f"【数据质量告警】{result.table} 未通过质量门 {result.gate}，已停止向下游发布",
+        body=f"质量门拦截：{result.table} 的数据未发布到下游，请责任部门核查。\n\n"
+        f"{result.describe()}\n\n时间(UTC)：{result.at}",
+        gate=result.gate,
+        table=result.table,
+        severity="block",
+        at=result.at,
+    )
 
 
 def _record(result: GateResult, settings: Settings) -> None:
