@@ -123,12 +123,14 @@ def build_dwd(
         start, end = bounds[0], bounds[1]
         result.start, result.end = start, end
     if start is not None and end is not None:
+        in_range = facts.where(date_range_predicate("booked_date", start, end))
         tables.replace(
-            facts.where(date_range_predicate("booked_date", start, end)),
+            in_range,
             dwd_txn,
             where=date_range_predicate("booked_date", start, end),
             settings=settings,
         )
+        result.rows["dwd_pay_transaction"] = in_range.count()  # from the cache, not a re-read
     # Quarantine is a function of all of ODS: rebuilt whole for these feeds, in one commit.
     tables.replace(
         merchant_rejects.unionByName(txn_rejects),
@@ -188,11 +190,5 @@ def build(
     """DWD -> DWS -> ADS for [start, end]; raises GateBlocked when a blocking check fails."""
     settings = settings or get_settings()
     result = build_dwd(start, end, settings=settings)
-    spark = get_spark(settings)
-    if result.start is not None and result.end is not None:
-        txn = tables.read(
-            spark, tables.contract("dwd_pay_transaction", settings), settings=settings
-        )
-        result.rows["dwd_pay_transaction"] = txn.where(_range(result, "booked_date")).count()
     gate_dwd(result, settings)
     return build_dws_ads(result, settings)

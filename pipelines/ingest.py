@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -70,20 +70,9 @@ def _logged(spark: SparkSession, settings: Settings, did: str) -> DeliveryResult
     rows = log.where(F.col("delivery_id") == did).limit(1).collect()
     if not rows:
         return None
-    r = rows[0]
-    return DeliveryResult(
-        r.feed,
-        r.delivery_id,
-        r.source,
-        r.business_date,
-        r.source_format,
-        r.delivered,
-        r.loaded,
-        r.quarantined,
-        r.status,
-        r.error,
-        True,
-    )
+    logged = rows[0].asDict()
+    names = [f.name for f in fields(DeliveryResult) if f.name != "already_ingested"]
+    return DeliveryResult(**{n: logged[n] for n in names}, already_ingested=True)
 
 
 def ingest_file(

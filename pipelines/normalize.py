@@ -124,9 +124,12 @@ def parse(rule: Rule, raw: SparkColumn, column: Column) -> Parsed:
     raise ValueError(f"no parser for rule {rule}")
 
 
-def _reject(code: str, column: str, raw: SparkColumn) -> SparkColumn:
+def reject(code: str, column: str, value: SparkColumn) -> SparkColumn:
+    """Why a row is quarantined: (reason code, offending column, offending value as text)."""
     return F.struct(
-        F.lit(code).alias("code"), F.lit(column).alias("column"), raw.cast("string").alias("value")
+        F.lit(code).alias("code"),
+        F.lit(column).alias("column"),
+        value.cast("string").alias("value"),
     )
 
 
@@ -146,29 +149,29 @@ def normalize(ods: DataFrame, contract: TableContract) -> DataFrame:
         typed.append(parsed.value.cast(col.type).alias(col.name))
         missing = clean_text(raw).isNull()
         if not col.nullable:
-            checks.append(F.when(missing, _reject("missing_value", col.name, raw)))
+            checks.append(F.when(missing, reject("missing_value", col.name, raw)))
         checks.append(
             F.when(
                 ~missing & ~parsed.ok,
-                _reject(PARSE_FAILURE.get(col.rule, "bad_value"), col.name, raw),
+                reject(PARSE_FAILURE.get(col.rule, "bad_value"), col.name, raw),
             )
         )
         if col.min is not None:
-            checks.append(F.when(parsed.value < col.min, _reject("out_of_range", col.name, raw)))
+            checks.append(F.when(parsed.value < col.min, reject("out_of_range", col.name, raw)))
         if col.max is not None:
-            checks.append(F.when(parsed.value > col.max, _reject("out_of_range", col.name, raw)))
+            checks.append(F.when(parsed.value > col.max, reject("out_of_range", col.name, raw)))
         if col.pattern is not None:
             checks.append(
                 F.when(
                     ~missing & ~parsed.value.cast("string").rlike(col.pattern),
-                    _reject("bad_format", col.name, raw),
+                    reject("bad_format", col.name, raw),
                 )
             )
         if col.values and col.rule is not Rule.ENUM:
             checks.append(
                 F.when(
                     ~missing & ~parsed.value.isin(list(col.values)),
-                    _reject("bad_value", col.name, raw),
+                    reject("bad_value", col.name, raw),
                 )
             )
     sources = sorted({c.source for c in contract.columns if c.source})
@@ -177,5 +180,5 @@ def normalize(ods: DataFrame, contract: TableContract) -> DataFrame:
         F.col(c)
         for c in ("_delivery_id", "_business_date", "_source_file", "_source_line", "_ingested_at")
     ]
-    reject = F.coalesce(*checks).cast(REJECT_TYPE) if checks else F.lit(None).cast(REJECT_TYPE)
-    return ods.select(*typed, *lineage, raw_json.alias("_raw"), reject.alias("_reject"))
+    first_break = F.coalesce(*checks).cast(REJECT_TYPE) if checks else F.lit(None).cast(REJECT_TYPE)
+    return ods.select(*typed, *lineage, raw_json.alias("_raw"), first_break.alias("_reject"))

@@ -14,11 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from citylake.settings import Settings, get_settings
-from citylake.spark import get_spark
-from pipelines import tables
 from pipelines.build import BuildResult, build_dwd, build_dws_ads, gate_dwd
 from pipelines.ingest import ingest_files
-from pipelines.models import date_range_predicate
 
 Day = dt.date | str
 
@@ -88,12 +85,6 @@ def dwd_day(
     day = as_date(day)
     first = day - dt.timedelta(days=settings.restatement_days)
     result = build_dwd(first, day, settings=settings, versions=versions)
-    txn = tables.read(
-        get_spark(settings), tables.contract("dwd_pay_transaction", settings), settings=settings
-    )
-    result.rows["dwd_pay_transaction"] = txn.where(
-        date_range_predicate("booked_date", first, day)
-    ).count()
     return state_of(result)
 
 

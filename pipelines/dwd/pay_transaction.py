@@ -12,7 +12,8 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, Window
 
-from pipelines.dwd.rows import latest_per_key, quarantine_rows, reject, split
+from pipelines.dwd.rows import latest_per_key, quarantine_rows, split
+from pipelines.normalize import reject
 from warehouse_layers.contract import TableContract
 
 

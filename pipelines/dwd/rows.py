@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, Window
 
 from warehouse_layers.contract import TableContract
-
-REJECT_FIELDS = ("code", "column", "value")
-
-
-def reject(code: str, column: str | None, value: Column) -> Column:
-    return F.struct(
-        F.lit(code).alias("code"),
-        F.lit(column).cast("string").alias("column"),
-        value.cast("string").alias("value"),
-    )
 
 
 def split(normalized: DataFrame) -> tuple[DataFrame, DataFrame]:
