@@ -53,7 +53,13 @@ def ingest(
 ) -> None:
     """Ingest delivered files into ODS; print delivered/loaded/quarantined per delivery."""
     from pipelines.ingest import ingest_files, summary_json
+    from pipelines.tables import feed_contract
 
+    try:
+        feed_contract(feed)
+    except KeyError as exc:
+        err.print(f"[red]citylake ingest:[/] {escape(exc.args[0])}")
+        raise typer.Exit(2) from exc
     results = ingest_files(
         feed, paths, business_date=business_date.date() if business_date else None
     )
@@ -208,7 +214,11 @@ def contracts_ddl(name: str) -> None:
     """The Delta DDL generated from a table's contract."""
     from pipelines.tables import contract, table_path
 
-    c = contract(name)
+    try:
+        c = contract(name)
+    except KeyError as exc:
+        err.print(f"[red]no contract for table {escape(name)!r}[/]; see `citylake contracts list`")
+        raise typer.Exit(2) from exc
     print(c.create_table_ddl(table_path(c)) + ";")
 
 

@@ -13,7 +13,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from citylake.settings import Settings, get_settings
-from warehouse_layers.contract import TableContract, load_contracts
+from warehouse_layers.contract import TableContract, feed_table, load_contracts
 
 
 def contracts(settings: Settings | None = None) -> dict[str, TableContract]:
@@ -26,11 +26,7 @@ def contract(name: str, settings: Settings | None = None) -> TableContract:
 
 def feed_contract(feed: str, settings: Settings | None = None) -> TableContract:
     """The ODS contract that declares `feed`."""
-    for c in contracts(settings).values():
-        if c.feed is not None and c.feed.name == feed:
-            return c
-    known = sorted(c.feed.name for c in contracts(settings).values() if c.feed)
-    raise KeyError(f"unknown feed {feed!r}; known feeds: {', '.join(known)}")
+    return feed_table(contracts(settings), feed)
 
 
 def table_path(table: TableContract, settings: Settings | None = None) -> str:

@@ -65,3 +65,9 @@ def write(
     writer.writerows(rows)
     path.write_bytes(buffer.getvalue().encode(encoding))
     return path
+
+
+def registry(landing: Path, day: str = "2024-11-05", rows: list[list[str]] | None = None) -> Path:
+    """A registry delivery; by default M1 (零陵区, catering) and M2 (冷水滩区, retail)."""
+    rows = rows or [merchant("M1", "431102"), merchant("M2", "431103", "retail")]
+    return write(landing, "merchant_registry", day, "registry.csv", MERCHANT_HEADER, rows)

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from citylake.cli import app
 from citylake.settings import Settings
-from tests.payment_files import MERCHANT_HEADER, TXN_HEADER, merchant, txn, write
+from tests.payment_files import TXN_HEADER, merchant, registry, txn, write
 
 pytestmark = pytest.mark.spark
 runner = CliRunner()
@@ -18,14 +18,7 @@ runner = CliRunner()
 
 def test_ingest_json_and_build(spark, lake: Settings) -> None:
     landing = Path(lake.landing)
-    registry = write(
-        landing,
-        "merchant_registry",
-        "2024-11-05",
-        "r.csv",
-        MERCHANT_HEADER,
-        [merchant("M1", "431102")],
-    )
+    registry_file = registry(landing, rows=[merchant("M1", "431102")])
     txns = write(
         landing,
         "pay_transactions",
@@ -34,7 +27,7 @@ def test_ingest_json_and_build(spark, lake: Settings) -> None:
         TXN_HEADER,
         [txn(f"T{i}", "M1", "2024-11-05T10:00:00+08:00", 100) for i in range(30)],
     )
-    assert runner.invoke(app, ["ingest", "merchant_registry", str(registry)]).exit_code == 0
+    assert runner.invoke(app, ["ingest", "merchant_registry", str(registry_file)]).exit_code == 0
     result = runner.invoke(app, ["ingest", "pay_transactions", str(txns.parent), "--json"])
     assert result.exit_code == 0, result.output
     (delivery,) = json.loads(result.output)
@@ -78,16 +71,7 @@ def test_deliveries_by_feed_and_department_export_to_xlsx(
         [
             "ingest",
             "merchant_registry",
-            str(
-                write(
-                    landing,
-                    "merchant_registry",
-                    "2024-11-05",
-                    "r.csv",
-                    MERCHANT_HEADER,
-                    [merchant("M1", "431102")],
-                )
-            ),
+            str(registry(landing, rows=[merchant("M1", "431102")])),
         ],
     )
     runner.invoke(
@@ -128,3 +112,13 @@ def test_deliveries_by_feed_and_department_export_to_xlsx(
     assert rows[0][:3] == ("业务日期", "数据接口", "责任部门")
     assert [r[1] for r in rows[1:3]] == ["pay_transactions", "merchant_registry"]
     assert rows[-1][0] == "合计" and rows[-1][7:10] == (3, 2, 1)
+
+
+def test_unknown_feed_or_table_is_a_clear_error(tmp_path: Path) -> None:
+    delivered = tmp_path / "x.csv"
+    delivered.write_text("a\n1\n")
+    result = runner.invoke(app, ["ingest", "pay_transaction", str(delivered)])
+    assert result.exit_code == 2
+    assert "unknown feed 'pay_transaction'" in result.output and "pay_transactions" in result.output
+    ddl = runner.invoke(app, ["contracts", "ddl", "ads_nothing"])
+    assert ddl.exit_code == 2 and "no contract for table 'ads_nothing'" in ddl.output

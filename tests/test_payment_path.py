@@ -16,7 +16,7 @@ from pipelines import tables
 from pipelines.build import build
 from pipelines.ingest import ingest_file, ingest_files
 from quality.gate import GateBlocked
-from tests.payment_files import MERCHANT_HEADER, TXN_HEADER, merchant, txn, write
+from tests.payment_files import MERCHANT_HEADER, TXN_HEADER, merchant, registry, txn, write
 
 pytestmark = pytest.mark.spark
 
@@ -34,14 +34,7 @@ def _ads(spark, day: str) -> dict[tuple[str, str, str], dict]:
 
 
 def _registry(lake: Settings) -> Path:
-    return write(
-        Path(lake.landing),
-        "merchant_registry",
-        D5,
-        "registry.csv",
-        MERCHANT_HEADER,
-        [merchant("M1", LINGLING), merchant("M2", LENGSHUITAN, "retail")],
-    )
+    return registry(Path(lake.landing))
 
 
 def _deliver_txns(lake: Settings, day: str, name: str, rows: list[list[str]]):
@@ -50,7 +43,6 @@ def _deliver_txns(lake: Settings, day: str, name: str, rows: list[list[str]]):
 
 
 def test_refund_two_days_later_lowers_the_original_day(spark, lake: Settings) -> None:
-    Path(lake.landing)
     ingest_file(_registry(lake), "merchant_registry")
     _deliver_txns(
         lake,
@@ -194,7 +186,6 @@ def test_bad_files_give_a_clear_error_or_quarantine_never_a_lost_row(
 
 
 def test_contract_breaks_are_quarantined_with_reason_and_position(spark, lake: Settings) -> None:
-    Path(lake.landing)
     ingest_file(_registry(lake), "merchant_registry")
     _deliver_txns(
         lake,
@@ -277,7 +268,6 @@ def test_merchant_that_moved_district_books_by_the_version_valid_at_txn_time(
 
 
 def test_a_failing_blocking_check_stops_promotion_and_names_it(spark, lake: Settings) -> None:
-    Path(lake.landing)
     ingest_file(_registry(lake), "merchant_registry")
     _deliver_txns(
         lake,

@@ -285,6 +285,15 @@ def load_contract(path: Path) -> TableContract:
     return contract
 
 
+def feed_table(contracts: dict[str, TableContract], feed: str) -> TableContract:
+    """The ODS contract that declares `feed`; a clear error naming the known feeds otherwise."""
+    for table in contracts.values():
+        if table.feed is not None and table.feed.name == feed:
+            return table
+    known = sorted(t.feed.name for t in contracts.values() if t.feed)
+    raise KeyError(f"unknown feed {feed!r}; known feeds: {', '.join(known)}")
+
+
 @cache
 def load_contracts(root: Path) -> dict[str, TableContract]:
     """All contracts under `root`, by table name, with cross-table references checked."""

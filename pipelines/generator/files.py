@@ -33,10 +33,8 @@ def write_csv(
 
 def feed_columns(feed: str) -> list[str]:
     """The columns a producer of `feed` delivers, in its ODS contract's order."""
-    from citylake.settings import PROJECT_ROOT
-    from warehouse_layers.contract import load_contracts
+    from citylake.settings import get_settings
+    from warehouse_layers.contract import feed_table, load_contracts
 
-    for table in load_contracts(PROJECT_ROOT / "warehouse_layers").values():
-        if table.feed is not None and table.feed.name == feed:
-            return [c.name for c in table.feed_columns]
-    raise KeyError(f"no ODS contract declares feed {feed!r}")
+    contracts = load_contracts(get_settings().contracts_dir)
+    return [c.name for c in feed_table(contracts, feed).feed_columns]
