@@ -68,6 +68,42 @@ class AlertSettings(BaseModel):
     timeout_seconds: float = 5.0
 
 
+class SourceDatabaseSettings(BaseModel):
+    """The payment system's database that `pay_*` feeds are pulled from (PostgreSQL).
+
+    In tests and the demo the project starts Debian's PostgreSQL itself on 127.0.0.1 with its
+    data under ``var/``; in production point this at the payment system's read replica.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 54329
+    dbname: str = "payments"
+    user: str = "citylake"
+    password: SecretStr = SecretStr("citylake")
+    batch_rows: int = Field(
+        default=500_000, ge=1, description="Most rows pulled into one delivery."
+    )
+
+    def conninfo(self) -> str:
+        return (
+            f"host={self.host} port={self.port} dbname={self.dbname} user={self.user} "
+            f"password={self.password.get_secret_value()}"
+        )
+
+
+class ExchangeSettings(BaseModel):
+    """The government data-sharing exchange that `gov_*` feeds are pulled from (REST, paged)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = "http://127.0.0.1:18080"
+    token: SecretStr = SecretStr("citylake-exchange-token")
+    page_size: int = Field(default=5_000, ge=1, le=50_000)
+    timeout_seconds: float = 30.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYLAKE_", env_nested_delimiter="__", extra="forbid"
@@ -100,6 +136,8 @@ class Settings(BaseSettings):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    source_db: SourceDatabaseSettings = Field(default_factory=SourceDatabaseSettings)
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
 
     @model_validator(mode="after")
     def _absolute_local_paths(self) -> Settings:

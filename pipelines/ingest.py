@@ -54,8 +54,11 @@ class DeliveryResult:
         return data
 
 
-def delivery_id(feed: str, data: bytes) -> str:
-    return hashlib.sha256(feed.encode() + b"\0" + data).hexdigest()[:32]
+def delivery_id(feed: str, data: bytes, cursor: dict[str, object] | None = None) -> str:
+    """Content hash; a pulled batch also hashes its cursor (the same rows at another position
+    of the source are another delivery)."""
+    position = b"" if cursor is None else json.dumps(cursor, sort_keys=True).encode() + b"\0"
+    return hashlib.sha256(feed.encode() + b"\0" + position + data).hexdigest()[:32]
 
 
 def business_date_of(path: Path, settings: Settings) -> dt.date:
@@ -76,15 +79,25 @@ def _logged(spark: SparkSession, settings: Settings, did: str) -> DeliveryResult
 
 
 def ingest_file(
-    path: Path, feed: str, *, business_date: dt.date | None = None, settings: Settings | None = None
+    path: Path,
+    feed: str,
+    *,
+    business_date: dt.date | None = None,
+    channel: str = "landing",
+    source: str | None = None,
+    cursor: dict[str, object] | None = None,
+    settings: Settings | None = None,
 ) -> DeliveryResult:
+    """Ingest one delivered file. Pulled channels pass their `channel`, the `source` they read
+    and the `cursor` that this delivery commits (see `pipelines.channels.staging`)."""
     settings = settings or get_settings()
     spark = get_spark(settings)
     ods = tables.feed_contract(feed, settings)
     assert ods.feed is not None
     path = path.resolve()
     data = path.read_bytes()
-    did = delivery_id(feed, data)
+    did = delivery_id(feed, data, cursor)
+    source = source or str(path)
     previous = _logged(spark, settings, did)
     if previous is not None:
         return previous
@@ -100,7 +113,7 @@ def ingest_file(
         rows |= {
             "_delivery_id": [did] * n,
             "_business_date": [bdate] * n,
-            "_source_file": [str(path)] * n,
+            "_source_file": [source] * n,
             "_source_line": [r.line for r in read.records],
             "_ingested_at": [started] * n,
         }
@@ -113,7 +126,7 @@ def ingest_file(
             "feed": [feed] * n,
             "delivery_id": [did] * n,
             "business_date": [bdate] * n,
-            "source_file": [str(path)] * n,
+            "source_file": [source] * n,
             "source_line": [r.line for r in read.rejects],
             "reason_code": [r.reason for r in read.rejects],
             "detail": [r.detail for r in read.rejects],
@@ -133,7 +146,7 @@ def ingest_file(
     result = DeliveryResult(
         feed,
         did,
-        str(path),
+        source,
         bdate,
         read.source_format,
         read.delivered,
@@ -146,7 +159,8 @@ def ingest_file(
     row = {
         **result.as_json(),
         "business_date": bdate,
-        "channel": ods.feed.channel,
+        "channel": channel,
+        "cursor": None if cursor is None else json.dumps(cursor, sort_keys=True),
         "owner_department": ods.owner_department,
         "started_at": started,
         "finished_at": dt.datetime.now(dt.UTC),
