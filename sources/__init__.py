@@ -1,0 +1,1 @@
+"""Stand-ins for the city's source systems, for tests and the demo."""
