@@ -85,6 +85,13 @@ class SourceDatabaseSettings(BaseModel):
     batch_rows: int = Field(
         default=500_000, ge=1, description="Most rows pulled into one delivery."
     )
+    watermark_lag_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="A pull takes only rows changed at least this long ago (source clock), so "
+        "a source transaction still open when the pull starts is not passed by the watermark. "
+        "Set it above the longest write transaction of the source.",
+    )
 
     def conninfo(self) -> str:
         return (

@@ -22,6 +22,29 @@ fi
 JAVA_MAJOR=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 [ "${JAVA_MAJOR:-0}" -ge 17 ] || die "Spark 4 needs Java 17 or newer; 'java -version' says ${JAVA_MAJOR:-unknown}."
 
+# The payment source database of tests and the demo is Debian's PostgreSQL server, which
+# citylake runs itself from ./var (citylake/postgres.py). Install it when it is missing.
+pg_server_present() {
+  local bindir
+  bindir=$(pg_config --bindir 2>/dev/null || true)
+  if [ -n "$bindir" ] && [ -x "$bindir/postgres" ] && [ -x "$bindir/initdb" ]; then return 0; fi
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+if ! pg_server_present; then
+  command -v apt-get >/dev/null \
+    || die "PostgreSQL server binaries (initdb, postgres) not found; install PostgreSQL 15 or newer."
+  [ "$(id -u)" -eq 0 ] \
+    || die "PostgreSQL server binaries not found; as root run: apt-get install postgresql"
+  echo "citylake setup: installing Debian's PostgreSQL server (apt-get install postgresql)"
+  # No cluster of Debian's own, so nothing is left running: citylake starts its own by pid.
+  mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/citylake.conf
+  { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; } \
+    >/dev/null || die "apt-get could not install postgresql; install it and rerun: apt-get install postgresql"
+  pg_server_present || die "the postgresql package is installed but initdb/postgres are not found"
+fi
+
 want=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
