@@ -18,16 +18,16 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pyspark.sql.functions as F
-from pyspark.sql import SparkSession
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from citylake.settings import Settings, get_settings
-from citylake.spark import get_spark
 from pipelines import tables
 from pipelines.landing import DeliveryRead, read_delivery
 
 _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TXN_VERSION = 1  # bump only if the ODS layout of a delivery ever changes
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -68,14 +68,17 @@ def business_date_of(path: Path, settings: Settings) -> dt.date:
     return dt.datetime.now(ZoneInfo(settings.timezone)).date()
 
 
-def _logged(spark: SparkSession, settings: Settings, did: str) -> DeliveryResult | None:
-    log = tables.read(spark, tables.contract("ods_delivery_log", settings), settings=settings)
-    rows = log.where(F.col("delivery_id") == did).limit(1).collect()
+def _logged(settings: Settings, did: str) -> DeliveryResult | None:
+    log = tables.contract("ods_delivery_log", settings)
+    rows = tables.read_native(log, pc.field("delivery_id") == did, settings).to_pylist()
     if not rows:
         return None
-    logged = rows[0].asDict()
     names = [f.name for f in fields(DeliveryResult) if f.name != "already_ingested"]
-    return DeliveryResult(**{n: logged[n] for n in names}, already_ingested=True)
+    return DeliveryResult(**{n: rows[0][n] for n in names}, already_ingested=True)
+
+
+def _constant(value: object, n: int, type_: pa.DataType) -> pa.Array:
+    return pa.repeat(pa.scalar(value, type_), n)
 
 
 def ingest_file(
@@ -91,53 +94,53 @@ def ingest_file(
     """Ingest one delivered file. Pulled channels pass their `channel`, the `source` they read
     and the `cursor` that this delivery commits (see `pipelines.channels.staging`)."""
     settings = settings or get_settings()
-    spark = get_spark(settings)
     ods = tables.feed_contract(feed, settings)
     assert ods.feed is not None
     path = path.resolve()
     data = path.read_bytes()
     did = delivery_id(feed, data, cursor)
     source = source or str(path)
-    previous = _logged(spark, settings, did)
+    previous = _logged(settings, did)
     if previous is not None:
         return previous
     started = dt.datetime.now(dt.UTC)
     bdate = business_date or business_date_of(path, settings)
     columns = [c.name for c in ods.feed_columns]
     read: DeliveryRead = read_delivery(path, columns, feed)
+    del data  # the parsed rows hold what is needed; a large file's bytes need not stay
     txn = (f"citylake-ingest-{did}", TXN_VERSION)
 
-    if read.records:
-        n = len(read.records)
-        rows: dict[str, list] = {c: [r.values.get(c) for r in read.records] for c in columns}
-        rows |= {
-            "_delivery_id": [did] * n,
-            "_business_date": [bdate] * n,
-            "_source_file": [source] * n,
-            "_source_line": [r.line for r in read.records],
-            "_ingested_at": [started] * n,
-        }
-        tables.append(tables.from_columns(spark, rows, ods), ods, txn=txn, settings=settings)
+    if read.loaded:
+        rows, lines = read.rows(columns)
+        n = rows.num_rows
+        rows = (
+            rows.append_column("_delivery_id", _constant(did, n, pa.string()))
+            .append_column("_business_date", _constant(bdate, n, pa.date32()))
+            .append_column("_source_file", _constant(source, n, pa.string()))
+            .append_column("_source_line", lines)
+            .append_column("_ingested_at", _constant(started, n, _TIMESTAMP))
+        )
+        tables.append_native(rows, ods, txn=txn, settings=settings)
 
-    quarantine = tables.contract("ods_quarantine", settings)
     if read.rejects:
         n = len(read.rejects)
-        rejects = {
-            "feed": [feed] * n,
-            "delivery_id": [did] * n,
-            "business_date": [bdate] * n,
-            "source_file": [source] * n,
-            "source_line": [r.line for r in read.rejects],
-            "reason_code": [r.reason for r in read.rejects],
-            "detail": [r.detail for r in read.rejects],
-            "raw_record": [r.raw for r in read.rejects],
-            "quarantined_at": [started] * n,
-        }
-        tables.append(
-            tables.from_columns(spark, rejects, quarantine), quarantine, txn=txn, settings=settings
+        rejects = pa.table(
+            {
+                "feed": _constant(feed, n, pa.string()),
+                "delivery_id": _constant(did, n, pa.string()),
+                "business_date": _constant(bdate, n, pa.date32()),
+                "source_file": _constant(source, n, pa.string()),
+                "source_line": pa.array([r.line for r in read.rejects], pa.int64()),
+                "reason_code": pa.array([r.reason for r in read.rejects], pa.string()),
+                "detail": pa.array([r.detail for r in read.rejects], pa.string()),
+                "raw_record": pa.array([r.raw for r in read.rejects], pa.string()),
+                "quarantined_at": _constant(started, n, _TIMESTAMP),
+            }
         )
+        quarantine = tables.contract("ods_quarantine", settings)
+        tables.append_native(rejects, quarantine, txn=txn, settings=settings)
 
-    loaded, quarantined = len(read.records), len(read.rejects)
+    loaded, quarantined = read.loaded, len(read.rejects)
     status = (
         "rejected"
         if loaded == 0 and quarantined
@@ -155,20 +158,18 @@ def ingest_file(
         status,
         read.error,
     )
-    log = tables.contract("ods_delivery_log", settings)
     row = {
         **result.as_json(),
         "business_date": bdate,
         "channel": channel,
-        "cursor": None if cursor is None else json.dumps(cursor, sort_keys=True),
         "owner_department": ods.owner_department,
         "started_at": started,
         "finished_at": dt.datetime.now(dt.UTC),
+        "cursor": None if cursor is None else json.dumps(cursor, sort_keys=True),
     }
     row.pop("already_ingested")
-    tables.append(
-        spark.createDataFrame([row], schema=log.spark_schema_ddl()), log, txn=txn, settings=settings
-    )
+    log = tables.contract("ods_delivery_log", settings)
+    tables.append_native(pa.Table.from_pylist([row]), log, txn=txn, settings=settings)
     return result
 
 

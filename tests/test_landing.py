@@ -52,6 +52,15 @@ def csv_line(row: dict[str, str | None], order: list[str] = COLUMNS) -> str:
 def read(path: Path) -> DeliveryRead:
     """read_delivery, with the invariants every delivery must satisfy checked on the way."""
     result = read_delivery(path, COLUMNS, FEED)
+    careful = read_delivery(path, COLUMNS, FEED, bulk=False)
+    result.materialize()
+    # The bulk (Arrow) CSV reader, where it applies, must agree exactly with the careful one.
+    assert (result.records, result.rejects, result.error) == (
+        careful.records,
+        careful.rejects,
+        careful.error,
+    )
+    assert result.source_format == careful.source_format
     assert len(result.records) + len(result.rejects) == result.delivered
     lines = [r.line for r in result.records] + [r.line for r in result.rejects]
     assert len(lines) == len(set(lines)), f"line numbers collide: {sorted(lines)}"

@@ -133,17 +133,17 @@ def test_a_crash_between_writes_converges_on_rerun(
         MERCHANT_HEADER,
         [merchant("M1", LINGLING), merchant("M2", LENGSHUITAN, "retail"), ["M3", "", "x", "5812"]],
     )  # one malformed row, so all three writes happen
-    real_append = tables.append
+    real_append = tables.append_native
 
-    def crash_on_log(df, table, **kwargs):
+    def crash_on_log(data, table, **kwargs):
         if table.name == "ods_delivery_log":
             raise KeyboardInterrupt("simulated crash")
-        return real_append(df, table, **kwargs)
+        return real_append(data, table, **kwargs)
 
-    monkeypatch.setattr(tables, "append", crash_on_log)
+    monkeypatch.setattr(tables, "append_native", crash_on_log)
     with pytest.raises(KeyboardInterrupt):
         ingest_file(path, "merchant_registry")
-    monkeypatch.setattr(tables, "append", real_append)
+    monkeypatch.setattr(tables, "append_native", real_append)
     rerun = ingest_file(path, "merchant_registry")
     assert not rerun.already_ingested and rerun.reconciles
     assert _table(spark, "ods_merchant_registry").count() == 2  # not 4
