@@ -306,7 +306,7 @@ def _company_name(rng: random.Random, district: str, trade: str, taken: set[str]
             return name
 
 
-def _address(rng: random.Random, district: str) -> str:
+def address(rng: random.Random, district: str) -> str:
     return f"{CITY_NAME}{districts()[district]}{rng.choice(_STREETS)}{rng.randint(1, 399)}号"
 
 
@@ -351,7 +351,7 @@ def _enterprise(
         status="在业" if rng.random() < 0.2 else "存续",
         industry_code=industry,
         district_code=district,
-        address=_address(rng, district),
+        address=address(rng, district),
         scale=scale,
         above_designated_size="N",
         updated_at=ts(last_change, rng.randrange(8 * 3600, 18 * 3600)),

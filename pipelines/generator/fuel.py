@@ -117,7 +117,8 @@ class FuelRun:
         return LIST_PRICE_FEN[product] + (round(step * 0.9) if product in DIESEL else step)
 
     def _read(self, level_ml: int) -> int:
-        noisy = level_ml + self._gauge_rng.randint(-GAUGE_NOISE_ML, GAUGE_NOISE_ML)
+        # random() is several times faster than randint on this hot path (every reading).
+        noisy = level_ml + int(self._gauge_rng.random() * (2 * GAUGE_NOISE_ML + 1)) - GAUGE_NOISE_ML
         return max(0, round(noisy / 100) * 100)
 
     def day(self, d: int, day: date) -> FuelDay:

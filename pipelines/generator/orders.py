@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect
 from datetime import date, timedelta
+from itertools import accumulate
 from operator import itemgetter
 
 from pipelines.generator.city import World
@@ -42,13 +44,14 @@ class OrdersRun:
         self.seed, self.start, self.days = seed, start, days
         self.per_day = round(ORDERS_PER_DAY_AT_SCALE_1 * scale)
         rng = rng_for(seed, "orders", "merchants")
-        # (merchant, weight, platforms, platform weights) of merchants on platforms.
+        # (merchant, weight, platforms, cumulative platform weights) of merchants on platforms.
         self.sellers: list[tuple[_Merchant, float, tuple[str, ...], tuple[int, ...]]] = []
         for m in world.merchants:
             share, busy, _, _, platforms = PLATFORM_SECTORS[m.sector]
             if rng.random() < share:
                 names = tuple(platforms)
-                self.sellers.append((m, m.activity * busy, names, tuple(platforms.values())))
+                cumulative = tuple(accumulate(platforms.values()))  # for bisect per order
+                self.sellers.append((m, m.activity * busy, names, cumulative))
         self.later: list[list[tuple[int, list[str]]]] = [[] for _ in range(days)]
         self.truth: dict[str, int] = {}
 
@@ -66,7 +69,7 @@ class OrdersRun:
         out: list[tuple[int, list[str]]] = []
         for seq, ((m, _, platforms, weights), sec) in enumerate(zip(picks, secs, strict=True), 1):
             _, _, median, sigma, _ = PLATFORM_SECTORS[m.sector]
-            platform = rng.choices(platforms, weights)[0]
+            platform = platforms[bisect(weights, rng.random() * weights[-1])]
             gmv = max(100, round(median * math.exp(sigma * rng.gauss(0, 1))))
             commission = round(gmv * COMMISSION[platform])
             row = [
@@ -79,7 +82,7 @@ class OrdersRun:
                 row[6], row[5] = "cancelled", "0"  # no commission on a cancelled order
                 self.truth["cancelled"] += 1
             else:
-                upd = min(sec + rng.randrange(0, 5), DAY - 1)
+                upd = min(sec + int(rng.random() * 5), DAY - 1)
                 if fate < CANCEL_RATE + REFUND_RATE:
                     self._plan_refund(rng, row, m, d, sec)
             row[7] = f"{iso}T{times[upd]}+08:00"
