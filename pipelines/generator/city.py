@@ -437,7 +437,7 @@ def build_world(seed: int, scale: float, start: date, merchants: list[_Merchant]
     enterprises += operators
 
     _plant_statistics(rng, enterprises, start)
-    candidates = _plant_candidates(rng, enterprises, start)
+    candidates = _plant_candidates(rng, enterprises, start, payments)
     accounts = {}
     bank_codes = [b[0] for b in SETTLE_BANKS]
     bank_weights = [b[1] for b in SETTLE_BANKS]
@@ -498,9 +498,11 @@ def _plant_statistics(rng: random.Random, enterprises: list[Enterprise], start: 
 
 
 def _plant_candidates(
-    rng: random.Random, enterprises: list[Enterprise], start: date
+    rng: random.Random, enterprises: list[Enterprise], start: date, payments: dict[str, float]
 ) -> dict[str, float]:
-    # Old enough for a full year of filings, active, not in statistics.
+    # Old enough for a full year of filings, active, not in statistics, and with payments (and
+    # so platform sales, of a similar size) far below the threshold: the cockpit's revenue
+    # proxy of a planted candidate is its tax revenue, whatever the run's length.
     pool = [
         e
         for e in enterprises
@@ -508,6 +510,7 @@ def _plant_candidates(
         and e.above_designated_size == "N"
         and e.established <= start - timedelta(days=400)
         and e.industry_code not in ("5162", "5265")
+        and sum(payments[m] for m in e.merchants) < 0.1 * e.threshold_wan
     ]
     count = max(len(CANDIDATE_RATIOS), round(CANDIDATE_SHARE * len(pool)))
     planted = {}
