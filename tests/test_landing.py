@@ -723,3 +723,34 @@ def test_unsupported_suffix_is_one_unreadable_reject(tmp_path: Path, name: str) 
     assert [(r.line, r.reason, r.raw) for r in result.rejects] == [(0, "unreadable_file", None)]
     assert result.error is not None and "unsupported file type" in result.error
     assert result.delivered == 1
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_csv_bulk_and_careful_readers_agree_on_random_dirty_files(
+    tmp_path: Path, seed: int
+) -> None:
+    """Random mixes of every line shape a producer sends: the `read` helper asserts that the
+    bulk reader (when it takes the file) and the careful reader give the same rows and rejects."""
+    rng = random.Random(seed)
+    shapes: list[Callable[[int], str]] = [
+        lambda i: csv_line(values(i)),
+        lambda i: csv_line(values(i)),
+        lambda i: csv_line(values(i, terminal_id='"零陵,一号"')),  # quoted comma
+        lambda i: csv_line(values(i)).rsplit(",", rng.randint(1, 5))[0],  # truncated
+        lambda i: csv_line(values(i)) + ",extra",  # too many fields
+        lambda i: "",  # blank
+        lambda i: ",,,,,,,,,",  # separators only
+        lambda i: "   ",
+        lambda i: csv_line(values(i, terminal_id='"a""b"')),  # escaped quote
+    ]
+    if seed % 4 == 0:
+        shapes.append(lambda i: csv_line(values(i, terminal_id='"two\nlines"')))
+    if seed % 5 == 0:
+        shapes.append(lambda i: csv_line(values(i, merchant_id='M"01')))  # stray quote
+    lines = [",".join(COLUMNS)] + [rng.choice(shapes)(i) for i in range(rng.randint(1, 60))]
+    newline = rng.choice(["\n", "\r\n"])
+    encoding = rng.choice(["utf-8", "utf-8-sig", "gbk"])
+    text = newline.join(lines) + (newline if rng.random() < 0.7 else "")
+    path = tmp_path / "d.csv"
+    path.write_bytes(text.encode(encoding))
+    read(path)
