@@ -113,7 +113,7 @@ def test_enterprises_carry_valid_codes(clean_city: City) -> None:
     first = clean_city.days[0].rows("gov_enterprise_registry")
     assert len(first) == len({r["uscc"] for r in first}) > 100
     for r in clean_city.rows("gov_enterprise_registry"):
-        assert uscc.is_valid(r["uscc"]) and r["uscc"].startswith("91"), r
+        assert uscc.is_valid(r["uscc"]) and r["uscc"][:2] in {"91", "92"}, r
         assert ric.is_valid(r["legal_rep_id"]), r  # place, birth date and check digit
         assert r["district_code"] in YONGZHOU and r["uscc"][2:8] == r["district_code"]
         assert r["industry_code"] in ACTIVITIES and re.fullmatch(r"\d{4}", r["industry_code"])
@@ -130,17 +130,24 @@ def test_enterprises_carry_valid_codes(clean_city: City) -> None:
 def test_merchants_are_bound_to_their_enterprises(clean_city: City) -> None:
     enterprises = {r["uscc"]: r for r in clean_city.days[0].rows("gov_enterprise_registry")}
     merchants = clean_city.days[0].rows("merchant_registry")
-    companies = [m for m in merchants if (m["uscc"] or "").startswith("91")]
-    assert companies and any(m["uscc"] is None for m in merchants)
+    registered = [m for m in merchants if m["uscc"]]
+    assert registered and any(m["uscc"] is None for m in merchants)  # street traders have none
+    assert {m["uscc"][:2] for m in registered} == {"91", "92"}
     for m in merchants:
         assert iso18245.get_mcc(m["mcc"])
-        if m["uscc"] and m["uscc"].startswith("91"):
-            e = enterprises[m["uscc"]]  # every company merchant is in the 法人库
+        if m["uscc"]:
+            e = enterprises[m["uscc"]]  # every registered merchant is in the registry
             assert e["district_code"] == m["district_code"] == m["uscc"][2:8]
             assert e["industry_code"] == m["industry_code"]
             assert e["established_date"] <= m["opened_date"]
-        elif m["uscc"]:
-            assert m["uscc"].startswith("92") and m["uscc"] not in enterprises  # 个体工商户
+            if m["uscc"].startswith("92"):  # 个体工商户: named like the shop
+                assert e["name"] == m["name"]
+            else:
+                assert e["name"].endswith("有限公司")
+    sole = {r["uscc"] for r in clean_city.rows("gov_tax_monthly") if r["uscc"].startswith("92")}
+    assert sole and all(
+        amount(r["cit_yuan"]) == 0 for r in clean_city.rows("gov_tax_monthly") if r["uscc"] in sole
+    )
 
 
 def test_every_reference_between_feeds_resolves(city: City) -> None:

@@ -4,10 +4,10 @@ Everything every feed refers to is made here once, deterministically from (seed,
 
 - merchants are the payment generator's (`PaymentRun.merchants`), so merchant_registry,
   pay_transactions, pay_settlements and merchant_orders share merchant ids;
-- every merchant with a '91…' code (a company) is an enterprise of the legal-person registry
-  (法人库) under that same USCC, in the merchant's home district and industry; merchants with a
-  '92…' code are 个体工商户, which the 法人库 does not hold, and merchants without a code are
-  unregistered sole traders;
+- every merchant with a code is a registered market entity of the registry under that same
+  USCC, in the merchant's home district and industry: a company ('91…') or an 个体工商户
+  ('92…', named like its shop, paying no corporate income tax); merchants without a code are
+  unregistered street traders;
 - other enterprises (factories, wholesalers, services, the fuel station operators and the fuel
   wholesalers that supply them) complete the registry, with a few closed long ago;
 - annual revenue is planted per enterprise; the 纳统 thresholds of source-feeds.md decide
@@ -388,16 +388,20 @@ def build_world(seed: int, scale: float, start: date, merchants: list[_Merchant]
     enterprises: list[Enterprise] = []
 
     for m in merchants:
-        if not m.uscc.startswith("91"):
-            continue  # 个体工商户 and unregistered traders are not in the 法人库
+        if not m.uscc:
+            continue  # unregistered street traders
+        sole = m.uscc.startswith("92")  # 个体工商户: smaller, named like the shop
         activity = ACTIVITIES[m.industry_code]
-        drawn = activity.threshold_wan * activity.median_share * rng.lognormvariate(0, 1.0)
-        revenue = max(drawn, payments[m.merchant_id] * rng.uniform(1.5, 3.0))
+        median = activity.threshold_wan * activity.median_share * (0.4 if sole else 1.0)
+        revenue = max(
+            median * rng.lognormvariate(0, 1.0), payments[m.merchant_id] * rng.uniform(1.5, 3.0)
+        )
         established = m.opened_date - timedelta(days=rng.randint(0, 400))
+        name = m.name if sole else _company_name(rng, m.home_district, activity.trade, taken_names)
         e = _enterprise(
             rng,
             uscc=m.uscc,
-            name=_company_name(rng, m.home_district, activity.trade, taken_names),
+            name=name,
             industry=m.industry_code,
             district=m.home_district,
             established=established,
@@ -405,6 +409,8 @@ def build_world(seed: int, scale: float, start: date, merchants: list[_Merchant]
             start=start,
         )
         e.merchants.append(m.merchant_id)
+        if sole:
+            e.insured = rng.random() < 0.3  # most 个体工商户 insure nobody but the owner
         enterprises.append(e)
 
     codes, weights = district_weights()

@@ -9,6 +9,7 @@ Row API (what the database loader and the exchange service consume)::
         city_day.lines("pay_settlements")   # list[list[str]]: raw text cells as delivered
         city_day.rows("gov_tax_monthly")    # list[dict[str, str | None]]: "" -> None
         city_day.truth["fuel_sales"]        # exact counts of what was planted
+        city_day.planted["fuel_sales"]      # line index -> dirty kind, for every dirty line
         city_day.fuel                       # FuelBalance per station, product and day
 
 Every value is text exactly as the producer delivers it, dirty rows included (full-width
@@ -25,9 +26,11 @@ File writer: `write_city(landing, start, days, …)` writes the landing-channel 
 others asked for) as `<landing>/<feed>/<yyyy-mm-dd>/<feed>_<yyyymmdd>.<ext>` in the formats
 producers use (DELIVERY_FORMATS): CSV in UTF-8, UTF-8 with BOM or GBK, XLSX, JSON Lines.
 
-Volume at scale 1: a steady city-day is about 0.7 M rows (payments 0.31 M, tank readings
-0.14 M, platform orders 0.09 M, pump sales 0.08 M, settlements 0.02 M, the rest small); the
-first day adds the full registries and a year of filings (about 0.3 M more). Identical
+Volume at scale 1 (measured): a steady city-day is about 0.70 M rows (payments 0.31 M, tank
+readings 0.16 M, platform orders 0.12 M, pump sales 0.09 M, settlements 0.02 M, registry
+changes, filings and fuel deliveries a few thousand); the first day adds the full registries
+and a year of filings, about 1.07 M rows in all. Generating one takes about 8 s (the first
+12 s) on the project's 2-core machine, writing the files 2-4 s. Identical
 arguments give identical rows and byte-identical files.
 """
 

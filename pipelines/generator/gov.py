@@ -1,4 +1,4 @@
-"""Government feeds of the demo city: the legal-person registry, monthly tax and social insurance.
+"""Government feeds of the demo city: the market-entity registry, monthly tax and insurance.
 
 They come from the data-sharing exchange, which serves every record with the producer's
 `updated_at`; a day's rows are the records changed that day. The first day is the full pull:
@@ -86,6 +86,8 @@ def tax_row(e: Enterprise, period: Period, revenue_fen: int, updated_at: str) ->
     small = e.vat_rate <= 0.01
     vat = 0 if small and revenue_fen <= SMALL_VAT_EXEMPT_FEN else round(revenue_fen * e.vat_rate)
     cit_rate = 0.05 if e.annual_revenue_fen < SMALL_PROFIT_LIMIT_FEN else 0.25
+    if e.uscc.startswith("92"):
+        cit_rate = 0.0  # 个体工商户 pay personal income tax on business income, not CIT
     cit = round(revenue_fen * e.profit_margin * cit_rate)
     total = vat + cit + round(vat * SURCHARGE) + round(revenue_fen * STAMP_DUTY)
     return [e.uscc, str(period), yuan(revenue_fen), yuan(vat), yuan(cit), yuan(total), updated_at]
