@@ -1,6 +1,6 @@
 """Fuel feeds of the demo city: stations, pump sales, deliveries and tank gauge readings.
 
-Every tank is simulated second by second of the day in integer milliliters: sales drain it,
+Every tank is simulated at one-second resolution in integer milliliters: sales drain it,
 deliveries (ordered when it falls below its reorder level, unloaded in daytime, never above 90 %
 of capacity) fill it, and the gauge reads it every 10 minutes plus a closing reading at
 23:59:59 (日结). A sale at time t is in every reading after t. For an honest station,
@@ -13,9 +13,10 @@ carries the day before's closing reading, so day one has an opening too.
 
 A dishonest station's pumps record fewer liters than left the tank. The shortfall is planted so
 that the indicator's gap_rate = gap ÷ (sold + delivered) equals the station's planted rate
-every day (the recorded share of each sale is set per product and day from that day's true
-sales and deliveries; capped at half a sale). `FuelBalance` holds, per station, product and
-day, exactly what the indicator will compute from the delivered rows, so tests can compare.
+every day: the recorded share of each sale is set per product and day from that day's true
+sales and deliveries (never below half, so on a day of a big delivery and few sales the rate can
+fall short). `FuelBalance` holds, per station, product and day, exactly what the indicator will
+compute from the delivered rows, realised rate included, so tests can compare.
 
 Prices: a list price per product that moves at the national price windows (every 14 days
 here), minus a station's discount; amount_yuan = liters × unit price, rounded half up to fen.
