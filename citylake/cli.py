@@ -81,6 +81,94 @@ def ingest(
 
 
 @app.command()
+def pull(
+    feeds: Annotated[
+        list[str] | None,
+        typer.Argument(help="Feeds to pull (default: every database and exchange feed)"),
+    ] = None,
+    full: Annotated[bool, typer.Option(help="Full reload from the source (database)")] = False,
+    business_date: DateOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON")] = False,
+) -> None:
+    """Pull feeds from the source database and the government exchange, resuming after a crash."""
+    from pipelines.channels.pull import PullError, pull_feeds
+    from pipelines.ingest import summary_json
+
+    try:
+        results = pull_feeds(
+            feeds or None,
+            full=full,
+            business_date=business_date.date() if business_date else None,
+        )
+    except (KeyError, PullError) as exc:
+        err.print(f"[red]citylake pull:[/] {escape(str(exc.args[0]))}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(summary_json(results))
+    else:
+        from citylake.views import deliveries_table
+
+        console.print(deliveries_table(results, title="pulled deliveries"))
+        if not results:
+            console.print("nothing new at the sources")
+    if any(not r.reconciles for r in results):
+        err.print("[red]reconciliation failed: loaded + quarantined != delivered[/]")
+        raise typer.Exit(2)
+
+
+@app.command()
+def up(
+    services: Annotated[list[str] | None, typer.Argument(help="Only these services")] = None,
+) -> None:
+    """Start the local services (127.0.0.1, data under var/), each recorded by its pid."""
+    from citylake import stack
+
+    try:
+        selected = stack.select(services)
+    except KeyError as exc:
+        err.print(f"[red]citylake up:[/] {escape(str(exc.args[0]))}")
+        raise typer.Exit(2) from exc
+    settings = get_settings()
+    for s in selected:
+        try:
+            svc = s.start(settings)
+        except Exception as exc:
+            err.print(f"[red]{s.name} did not start:[/] {escape(str(exc))}")
+            raise typer.Exit(1) from exc
+        console.print(f"{s.name:<14} pid {svc.pid:<8} {s.address(settings)}  ({s.role})")
+
+
+@app.command()
+def down(
+    services: Annotated[list[str] | None, typer.Argument(help="Only these services")] = None,
+) -> None:
+    """Stop the services `citylake up` started, by their recorded pids."""
+    from citylake import stack
+
+    stopped = stack.down(services)
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+@app.command()
+def status() -> None:
+    """What runs: each service with its pid, address and log."""
+    from citylake import stack
+
+    settings = get_settings()
+    table = Table("service", "state", "pid", "address", "log", title="citylake services")
+    for s, svc in stack.status(settings):
+        running = svc.running
+        table.add_row(
+            s.name,
+            "[green]running[/]" if running else "stopped",
+            str(svc.pid) if running else "",
+            s.address(settings),
+            str(svc.log_file),
+        )
+    console.print(table)
+
+
+@app.command()
 def build(
     start: Annotated[dt.datetime | None, typer.Option("--from", formats=["%Y-%m-%d"])] = None,
     end: Annotated[dt.datetime | None, typer.Option("--to", formats=["%Y-%m-%d"])] = None,

@@ -56,6 +56,11 @@ def ensure_table(
         if not path.startswith(("s3a://", "s3://")):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         spark.sql(table.create_table_ddl(path))
+    else:
+        existing = set(spark.read.format("delta").load(path).columns)
+        evolve = table.add_columns_ddl(path, existing)
+        if evolve is not None:  # the contract gained columns since the table was created
+            spark.sql(evolve)
     _EXISTING.add(path)
     return path
 
@@ -161,13 +166,16 @@ def ensure_native(table: TableContract, settings: Settings | None = None) -> Nat
     """The table opened by delta-rs; created first from its contract (by Spark) if missing."""
     settings = settings or get_settings()
     uri, options = native_uri(table, settings), storage_options(settings)
-    if table_path(table, settings) not in _EXISTING and not NativeDeltaTable.is_deltatable(
-        uri, storage_options=options
-    ):
-        from citylake.spark import get_spark  # a JVM only when a table must be created
+    if table_path(table, settings) in _EXISTING:
+        return NativeDeltaTable(uri, storage_options=options)
+    if NativeDeltaTable.is_deltatable(uri, storage_options=options):
+        native = NativeDeltaTable(uri, storage_options=options)
+        if {c.name for c in table.columns} <= {f.name for f in native.schema().fields}:
+            _EXISTING.add(table_path(table, settings))
+            return native
+    from citylake.spark import get_spark  # a JVM only to create or evolve a table
 
-        ensure_table(get_spark(settings), table, settings)
-    _EXISTING.add(table_path(table, settings))
+    ensure_table(get_spark(settings), table, settings)
     return NativeDeltaTable(uri, storage_options=options)
 
 

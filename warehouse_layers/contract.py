@@ -247,6 +247,22 @@ class TableContract(BaseModel):
             f"{partition}\nCOMMENT '{comment}'\nTBLPROPERTIES (\n  {tblprops}\n)"
         )
 
+    def add_columns_ddl(self, location: str, existing: set[str]) -> str | None:
+        """DDL that adds the contract's columns missing from a table of an older contract.
+
+        Only additions evolve in place (new columns are null in earlier rows); a rename, type
+        change or removal needs a migration and is refused by the writer's schema check.
+        """
+        new = [c for c in self.columns if c.name not in existing]
+        if not new:
+            return None
+        if any(not c.nullable for c in new):
+            names = [c.name for c in new if not c.nullable]
+            raise ContractError(
+                f"{self.name}: cannot add NOT NULL columns {names} to an existing table"
+            )
+        return f"ALTER TABLE delta.`{location}` ADD COLUMNS ({', '.join(c.ddl() for c in new)})"
+
 
 class ContractError(ValueError):
     """A contract file that cannot be used, with the file and the field named."""

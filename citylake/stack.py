@@ -1,0 +1,95 @@
+"""The services `citylake up` runs on this machine, in start order.
+
+Each binds to 127.0.0.1, keeps its data under ``var/`` and is stopped by the pid it was started
+with (`citylake.processes`). Later services (Airflow, MinIO, Trino, Superset, OpenMetadata)
+join this list; production runs the same services from ``infra/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from citylake.processes import Service, service
+from citylake.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class StackService:
+    name: str  # its pid/log name under var/run
+    role: str
+    start: Callable[[Settings], Service]
+    stop: Callable[[Settings], bool]
+    address: Callable[[Settings], str]
+
+
+def _start_source_db(settings: Settings) -> Service:
+    from citylake.postgres import connect_source_db, start_source_db
+    from sources.payment_db import create_schema
+
+    svc = start_source_db(settings)
+    with connect_source_db(settings) as conn:
+        create_schema(conn)
+    return svc
+
+
+def _stop_source_db(settings: Settings) -> bool:
+    from citylake.postgres import stop_source_db
+
+    return stop_source_db(settings)
+
+
+def _start_exchange(settings: Settings) -> Service:
+    from sources.gov_exchange import start_exchange
+
+    return start_exchange(settings)
+
+
+def _stop_exchange(settings: Settings) -> bool:
+    from sources.gov_exchange import stop_exchange
+
+    return stop_exchange(settings)
+
+
+SERVICES: tuple[StackService, ...] = (
+    StackService(
+        "postgres",
+        "payment source database (PostgreSQL; pay_* feeds)",
+        _start_source_db,
+        _stop_source_db,
+        lambda s: f"postgresql://{s.source_db.host}:{s.source_db.port}/{s.source_db.dbname}",
+    ),
+    StackService(
+        "gov-exchange",
+        "government data-sharing exchange (REST; gov_* feeds)",
+        _start_exchange,
+        _stop_exchange,
+        lambda s: s.exchange.url,
+    ),
+)
+
+
+def select(names: list[str] | None) -> list[StackService]:
+    if not names:
+        return list(SERVICES)
+    known = {s.name: s for s in SERVICES}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise KeyError(f"unknown service(s) {unknown}; known: {sorted(known)}")
+    return [s for s in SERVICES if s.name in names]
+
+
+def up(names: list[str] | None = None, settings: Settings | None = None) -> list[Service]:
+    settings = settings or get_settings()
+    return [s.start(settings) for s in select(names)]
+
+
+def down(names: list[str] | None = None, settings: Settings | None = None) -> list[str]:
+    """Stop in reverse start order; the names of those that were running."""
+    settings = settings or get_settings()
+    return [s.name for s in reversed(select(names)) if s.stop(settings)]
+
+
+def status(settings: Settings | None = None) -> list[tuple[StackService, Service]]:
+    settings = settings or get_settings()
+    return [(s, service(s.name, settings)) for s in SERVICES]
