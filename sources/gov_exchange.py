@@ -64,10 +64,13 @@ CREATE TABLE IF NOT EXISTS versions (
     feed TEXT NOT NULL,
     updated_us INTEGER NOT NULL,            -- the version's updated_at, µs since the epoch (UTC)
     record TEXT NOT NULL,                   -- JSON object: feed column -> text or null
-    published_at TEXT NOT NULL
+    published_at TEXT NOT NULL,
+    record_key TEXT,                        -- JSON of the feed's key values
+    content TEXT                            -- the record without updated_at (change detection)
 );
 -- Unique: two versions of one feed never share an updated_at (see the module docstring).
 CREATE UNIQUE INDEX IF NOT EXISTS versions_by_time ON versions (feed, updated_us);
+CREATE INDEX IF NOT EXISTS versions_by_key ON versions (feed, record_key, updated_us);
 """
 
 
@@ -116,6 +119,11 @@ def _producer_time(value: str | None) -> dt.datetime | None:
         return None
 
 
+def _key_columns(feed: str, settings: Settings) -> tuple[str, ...]:
+    contracts = load_contracts(settings.contracts_dir)
+    return next(t.feed.key for t in contracts.values() if t.feed and t.feed.name == feed)
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -146,6 +154,9 @@ def publish(
     strict: bool = True,
 ) -> list[dict[str, str | None]]:
     """Append `records` to `feed` as new versions; return them as the exchange serves them.
+
+    A record equal (but for ``updated_at``) to the latest version of its key is not a change
+    and is not published again, so re-publishing a department's unchanged data is a no-op.
 
     Records are published in the order of their own ``updated_at`` (input order among equals),
     each stamped with its exchange ``updated_at`` (see the module docstring). A field that is
@@ -178,16 +189,37 @@ def publish(
             now = dt.datetime.now(dt.UTC)
             published = now.isoformat()
             stored: list[dict[str, str | None]] = []
+            key_columns = _key_columns(feed, settings)
             for i in order:
+                content = json.dumps(
+                    {k: v for k, v in rows[i].items() if k != "updated_at"},
+                    ensure_ascii=False,
+                    sort_keys=True,
+                )
+                record_key = json.dumps([rows[i].get(k) for k in key_columns], ensure_ascii=False)
+                latest = conn.execute(
+                    "SELECT content FROM versions WHERE feed = ? AND record_key = ? "
+                    "ORDER BY updated_us DESC LIMIT 1",
+                    (feed, record_key),
+                ).fetchone()
+                if latest is not None and latest[0] == content:
+                    continue  # unchanged: not a new version
                 stamp = times[i] or now
                 if newest is not None:
                     stamp = max(stamp, _from_us(newest) + _TICK)
                 newest = _to_us(stamp)
                 row = rows[i] | {"updated_at": format_time(stamp)}
                 conn.execute(
-                    "INSERT INTO versions (feed, updated_us, record, published_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (feed, newest, json.dumps(row, ensure_ascii=False), published),
+                    "INSERT INTO versions (feed, updated_us, record, published_at, record_key, "
+                    "content) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        feed,
+                        newest,
+                        json.dumps(row, ensure_ascii=False),
+                        published,
+                        record_key,
+                        content,
+                    ),
                 )
                 stored.append(row)
             conn.execute("COMMIT")

@@ -127,6 +127,15 @@ def test_pages_cover_the_change_feed_in_updated_at_order(lake: Settings, api: Te
     assert api.get(PATH).json()["page_size"] == lake.exchange.page_size  # the default
 
 
+def test_republishing_unchanged_records_is_a_noop(lake: Settings, api: TestClient) -> None:
+    records = registry(5)
+    assert len(publish(FEED, records, lake)) == 5
+    assert publish(FEED, records, lake) == []  # a department re-sends the same data
+    changed = {**records[2], "status": "注销"}
+    assert [r["uscc"] for r in publish(FEED, [*records, changed], lake)] == [records[2]["uscc"]]
+    assert api.get(PATH).json()["total"] == 6
+
+
 def test_updated_since_is_strictly_after(lake: Settings, api: TestClient) -> None:
     records = publish(FEED, registry(120), lake)
     since = records[59]["updated_at"]
