@@ -206,6 +206,9 @@ def deliveries(
     end: Annotated[dt.datetime | None, typer.Option("--to", formats=["%Y-%m-%d"])] = None,
     feed: Annotated[str | None, typer.Option(help="Only this feed")] = None,
     department: Annotated[str | None, typer.Option(help="Only this owner department")] = None,
+    channel: Annotated[
+        str | None, typer.Option(help="Only this channel: landing, database or exchange")
+    ] = None,
     xlsx: Annotated[Path | None, typer.Option(help="Also write the rows to this .xlsx")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON")] = False,
 ) -> None:
@@ -217,6 +220,7 @@ def deliveries(
         end.date() if end else None,
         feed=feed,
         department=department,
+        channel=channel,
     )
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, default=str, indent=2))
@@ -225,7 +229,8 @@ def deliveries(
             "business date",
             "feed",
             "department",
-            "file",
+            "channel",
+            "source",
             "delivered",
             "loaded",
             "quarantined",
@@ -237,6 +242,7 @@ def deliveries(
                 str(r["business_date"]),
                 r["feed"],
                 r["owner_department"],
+                r["channel"],
                 Path(r["source"]).name,
                 f"{r['delivered']:,}",
                 f"{r['loaded']:,}",

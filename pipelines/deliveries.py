@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-import pyspark.sql.functions as F
+import pyarrow.compute as pc
 
 from citylake.settings import Settings, get_settings
-from citylake.spark import get_spark
 from pipelines import tables
 
 # Column order and Chinese headings of the export; keys are ods_delivery_log columns.
@@ -32,6 +32,7 @@ EXPORT_COLUMNS = {
     "error": "错误说明",
     "started_at": "开始时间",
     "finished_at": "完成时间",
+    "cursor": "拉取位点",
 }
 
 
@@ -41,23 +42,33 @@ def query_deliveries(
     *,
     feed: str | None = None,
     department: str | None = None,
+    channel: str | None = None,
     settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
-    """Deliveries whose business date is in [start, end], newest first."""
+    """Deliveries whose business date is in [start, end], newest first.
+
+    Read straight from the Delta log table (delta-rs, no JVM), so the command answers at once;
+    times come back in the platform's time zone.
+    """
     settings = settings or get_settings()
-    log = tables.read(
-        get_spark(settings), tables.contract("ods_delivery_log", settings), settings=settings
-    )
+    where = pc.scalar(True)
     if start is not None:
-        log = log.where(F.col("business_date") >= F.lit(start))
+        where &= pc.field("business_date") >= start
     if end is not None:
-        log = log.where(F.col("business_date") <= F.lit(end))
-    if feed is not None:
-        log = log.where(F.col("feed") == feed)
-    if department is not None:
-        log = log.where(F.col("owner_department") == department)
-    ordered = log.orderBy(F.desc("business_date"), "feed", F.desc("started_at"))
-    return [row.asDict() for row in ordered.collect()]
+        where &= pc.field("business_date") <= end
+    for column, value in (("feed", feed), ("owner_department", department), ("channel", channel)):
+        if value is not None:
+            where &= pc.field(column) == value
+    log = tables.read_native(tables.contract("ods_delivery_log", settings), where, settings)
+    tz = ZoneInfo(settings.timezone)
+    rows = [
+        {k: v.astimezone(tz) if isinstance(v, dt.datetime) else v for k, v in row.items()}
+        for row in log.to_pylist()
+    ]
+    rows.sort(key=lambda r: r["started_at"], reverse=True)
+    rows.sort(key=lambda r: r["feed"])
+    rows.sort(key=lambda r: r["business_date"], reverse=True)
+    return rows
 
 
 def export_xlsx(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -83,5 +94,5 @@ def export_xlsx(rows: list[dict[str, Any]], path: Path) -> Path:
 
 def _cell(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=None)  # Excel has no time zones; Spark gives local time
+        return value.replace(tzinfo=None)  # Excel has no time zones: local (platform) time
     return value
