@@ -50,7 +50,16 @@ def pin_inputs(spark: SparkSession, settings: Settings) -> dict[str, int]:
 
 
 def _ods(spark: SparkSession, name: str, versions: dict[str, int], settings: Settings) -> DataFrame:
-    return tables.read(spark, tables.contract(name, settings), versions[name], settings)
+    """ODS rows of committed deliveries only, at the pinned version.
+
+    A delivery is three appends with its log row last; rows of a delivery whose log row is not
+    there yet (ingestion crashed or still runs) are invisible until the rerun commits it, so a
+    delivery enters the warehouse all at once or not at all.
+    """
+    rows = tables.read(spark, tables.contract(name, settings), versions[name], settings)
+    log = tables.read(spark, tables.contract("ods_delivery_log", settings), settings=settings)
+    committed = log.select(F.col("delivery_id").alias("_delivery_id")).distinct()
+    return rows.join(F.broadcast(committed), "_delivery_id", "left_semi")
 
 
 def _gate_rejects(

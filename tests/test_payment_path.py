@@ -13,7 +13,7 @@ import pytest
 
 from citylake.settings import Settings
 from pipelines import tables
-from pipelines.build import build
+from pipelines.build import _ods, build, pin_inputs
 from pipelines.ingest import ingest_file, ingest_files
 from quality.gate import GateBlocked
 from tests.payment_files import MERCHANT_HEADER, TXN_HEADER, merchant, registry, txn, write
@@ -144,8 +144,12 @@ def test_a_crash_between_writes_converges_on_rerun(
     with pytest.raises(KeyboardInterrupt):
         ingest_file(path, "merchant_registry")
     monkeypatch.setattr(tables, "append_native", real_append)
+    # The uncommitted delivery's rows are in ODS but invisible to the build until its rerun.
+    assert _table(spark, "ods_merchant_registry").count() == 2
+    assert _ods(spark, "ods_merchant_registry", pin_inputs(spark, lake), lake).count() == 0
     rerun = ingest_file(path, "merchant_registry")
     assert not rerun.already_ingested and rerun.reconciles
+    assert _ods(spark, "ods_merchant_registry", pin_inputs(spark, lake), lake).count() == 2
     assert _table(spark, "ods_merchant_registry").count() == 2  # not 4
     assert _table(spark, "ods_quarantine").count() == 1  # not 2
     assert _table(spark, "ods_delivery_log").count() == 1
