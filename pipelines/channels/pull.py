@@ -54,12 +54,15 @@ def pull_feeds(
     business_date: dt.date | None = None,
     settings: Settings | None = None,
 ) -> list[DeliveryResult]:
-    """Pull `feeds` (default: every pulled feed) one after another."""
+    """Pull `feeds` (default: every pulled feed) one after another.
+
+    `full` reloads the database feeds; the exchange serves changes only, so its feeds are
+    pulled incrementally as always.
+    """
     settings = settings or get_settings()
     results: list[DeliveryResult] = []
     for feed in feeds or pulled_feeds(settings):
-        if full and tables.feed_contract(feed, settings).feed.channel == "exchange":  # type: ignore[union-attr]
-            results += pull_feed(feed, business_date=business_date, settings=settings)
-            continue
-        results += pull_feed(feed, full=full, business_date=business_date, settings=settings)
+        ods = tables.feed_contract(feed, settings)
+        reload = full and ods.feed is not None and ods.feed.channel == "database"
+        results += pull_feed(feed, full=reload, business_date=business_date, settings=settings)
     return results
