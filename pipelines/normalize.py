@@ -45,10 +45,28 @@ PARSE_FAILURE = {
 REJECT_TYPE = "struct<code:string,column:string,value:string>"
 
 
+# Any white space at either end: not only " " (all that F.trim removes) but the tab, the
+# no-break space of spreadsheet and web copies and a stray "\r" of a CRLF file are as
+# unambiguous as a space (the landing reader strips header names the same way).
+_EDGE_SPACE = r"^[\s\p{Z}]+|[\s\p{Z}]+$"
+
+
 def clean_text(col: SparkColumn) -> SparkColumn:
     """Trim and fold full-width ASCII to half-width; empty means absent."""
-    text = F.trim(F.translate(col, FULL_WIDTH, HALF_WIDTH))
+    text = F.regexp_replace(F.translate(col, FULL_WIDTH, HALF_WIDTH), _EDGE_SPACE, "")
     return F.when(text == "", F.lit(None)).otherwise(text)
+
+
+def _amount(text: SparkColumn, fraction: str) -> tuple[SparkColumn, SparkColumn]:
+    """(amount as plain digits, whether it is unambiguous) for `¥1,234.50`-style text.
+
+    A currency sign goes (with any space beside it); `,` or a space may separate thousands,
+    but only between groups of three digits: `12,50` and `1.234,50` are decimal commas in
+    much of the world, so reading them as 1250 or 1.2345 would be a guess, not a fix.
+    """
+    bare = F.trim(F.regexp_replace(text, "[¥￥]", ""))
+    ok = bare.rlike(r"^-?([0-9]{1,3}([, ][0-9]{3})+|[0-9]+)" + fraction + "$")
+    return F.regexp_replace(bare, "[, ]", ""), ok
 
 
 @cache
@@ -92,16 +110,21 @@ def parse(rule: Rule, raw: SparkColumn, column: Column) -> Parsed:
     if rule is Rule.KEY:
         return Parsed(F.upper(text), F.lit(True))
     if rule is Rule.ENUM:
-        value = F.lower(text)
-        return Parsed(value, value.isin(list(column.values or ())))
+        # Case is folded to the contract's own spelling, not to lower case: `Y` of a Y|N field
+        # and `0D` of the fuel products must match too (lower-casing rejected them all).
+        spelling = {v.lower(): v for v in column.values or ()}
+        value = F.try_element_at(
+            F.create_map(*[F.lit(x) for pair in spelling.items() for x in pair]), F.lower(text)
+        )
+        return Parsed(value, value.isNotNull())
     if rule is Rule.FEN:
-        digits = F.regexp_replace(text, r"[¥￥,\s]", "")
-        ok = digits.rlike(r"^-?[0-9]{1,17}$")  # "12.00" in a fen field is ambiguous
+        digits, grouped = _amount(text, "")  # "12.00" in a fen field is ambiguous
+        ok = grouped & digits.rlike(r"^-?[0-9]{1,17}$")
         value = F.when(ok, digits.cast("bigint"))
         return Parsed(value, ok)
     if rule is Rule.YUAN:
-        digits = F.regexp_replace(text, r"[¥￥,\s]", "")
-        ok = digits.rlike(r"^-?[0-9]{1,16}(\.[0-9]{1,2})?$")
+        digits, grouped = _amount(text, r"(\.[0-9]{1,2})?")
+        ok = grouped & digits.rlike(r"^-?[0-9]{1,16}(\.[0-9]{1,2})?$")
         return Parsed(F.when(ok, digits.cast("decimal(18,2)")), ok)
     if rule is Rule.TIMESTAMP:
         value = F.coalesce(*[F.try_to_timestamp(text, F.lit(p)) for p in TIMESTAMP_FORMATS])
@@ -110,7 +133,10 @@ def parse(rule: Rule, raw: SparkColumn, column: Column) -> Parsed:
         value = F.coalesce(*[F.try_to_date(text, p) for p in DATE_FORMATS])
         return Parsed(value, value.isNotNull())
     if rule is Rule.USCC:
-        value = F.upper(text)
+        # Spaces and hyphens between groups go, as stdnum.cn.uscc.compact() removes them (the
+        # code's alphabet has neither). A 身份证 number is not compacted: ric.compact() keeps
+        # its inner spaces, so stdnum rejects such a number and so do we.
+        value = F.upper(F.regexp_replace(text, "[ -]", ""))
         return Parsed(value, value.rlike(r"^[0-9A-Z]{18}$") & _uscc_valid(value))
     if rule is Rule.RESIDENT_ID:
         value = F.upper(text)
