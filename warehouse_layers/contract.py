@@ -38,7 +38,7 @@ class Rule(StrEnum):
 
     TEXT = "text"  # trim, full-width -> half-width, empty -> null
     KEY = "key"  # text, upper-case
-    ENUM = "enum"  # text, lower-case; must be one of `values`
+    ENUM = "enum"  # text folded case-insensitively to the spelling of one of `values`
     FEN = "fen"  # integer amount in fen; '¥', ',' stripped
     YUAN = "yuan"  # decimal(18,2) amount in yuan
     TIMESTAMP = "timestamp"  # ISO 8601 with offset, or local time in +08:00
