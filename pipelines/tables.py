@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from delta.tables import DeltaTable
 from deltalake import CommitProperties, Transaction, WriterProperties, write_deltalake
 from deltalake import DeltaTable as NativeDeltaTable
+from deltalake.exceptions import CommitFailedError
 from pyspark.sql import DataFrame, SparkSession
 
 from citylake.settings import Settings, get_settings
@@ -201,14 +202,23 @@ def append_native(
     done = native.transaction_version(txn[0])
     if done is not None and done >= txn[1]:
         return False
-    write_deltalake(
-        native,
-        conform_arrow(data, table),
-        mode="append",
-        commit_properties=CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]),
-        # LZ4 writes ~1.5x faster than Snappy at the same size; Spark and Trino read it.
-        writer_properties=WriterProperties(compression="LZ4_RAW"),
-    )
+    try:
+        write_deltalake(
+            native,
+            conform_arrow(data, table),
+            mode="append",
+            commit_properties=CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]),
+            # LZ4 writes ~1.5x faster than Snappy at the same size; Spark and Trino read it.
+            writer_properties=WriterProperties(compression="LZ4_RAW"),
+        )
+    except CommitFailedError:
+        # Lost a race to a concurrent writer of the same txn (one delivery ingested twice at
+        # once, e.g. a file and its re-sent copy): Delta refused our copy, theirs stands.
+        native.update_incremental()
+        done = native.transaction_version(txn[0])
+        if done is None or done < txn[1]:
+            raise
+        return False
     return True
 
 

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyspark.sql.functions as F
+import pyarrow.compute as pc
 
 from citylake.settings import Settings, get_settings
-from citylake.spark import get_spark
 from pipelines import tables
 from pipelines.ingest import DeliveryResult, ingest_file
 
@@ -138,8 +137,10 @@ def ingest_batch(batch: StagedBatch, settings: Settings | None = None) -> Delive
         cursor=batch.cursor,
         settings=settings,
     )
-    _meta_path(batch.path).unlink(missing_ok=True)
+    # Data first, as staging commits it last: a crash in between leaves a sidecar without
+    # data, which `pending` removes; data without its sidecar would stay forever.
     batch.path.unlink(missing_ok=True)
+    _meta_path(batch.path).unlink(missing_ok=True)
     return result
 
 
@@ -150,14 +151,15 @@ def ingest_pending(feed: str, settings: Settings | None = None) -> list[Delivery
 def last_cursor(feed: str, settings: Settings | None = None) -> Cursor | None:
     """The cursor of `feed`'s newest committed pulled delivery; None before the first pull."""
     settings = settings or get_settings()
-    log = tables.read(
-        get_spark(settings), tables.contract("ods_delivery_log", settings), settings=settings
-    )
-    rows = (
-        log.where((F.col("feed") == feed) & F.col("cursor").isNotNull())
-        .orderBy(F.col("finished_at").desc(), F.col("cursor").desc())
-        .select("cursor")
-        .limit(1)
-        .collect()
-    )
-    return json.loads(rows[0]["cursor"]) if rows else None
+    # Read through delta-rs like the rest of ingestion: a pull needs no JVM.
+    log = tables.read_native(
+        tables.contract("ods_delivery_log", settings),
+        (pc.field("feed") == feed) & pc.field("cursor").is_valid(),
+        settings,
+    ).select(["finished_at", "cursor"])
+    if log.num_rows == 0:
+        return None
+    newest = pc.sort_indices(
+        log, sort_keys=[("finished_at", "descending"), ("cursor", "descending")]
+    )[0].as_py()
+    return json.loads(log["cursor"][newest].as_py())
