@@ -45,9 +45,7 @@ def run_demo(
     # The demo loads its sources and pulls them in turn, never at the same time, so the
     # database channel needs no safety lag against in-flight source transactions.
     settings = settings.model_copy(
-        update={
-            "source_db": settings.source_db.model_copy(update={"watermark_lag_seconds": 0.0})
-        }
+        update={"source_db": settings.source_db.model_copy(update={"watermark_lag_seconds": 0.0})}
     )
     started = [s for s, svc in stack.status(settings) if not svc.running]
     for s in started:
