@@ -140,6 +140,11 @@ class Settings(BaseSettings):
         description="A daily run also rebuilds this many earlier days, so refunds and "
         "reversals delivered up to that late restate their original day.",
     )
+    pii_key: SecretStr = Field(
+        default=SecretStr("citylake-embedded-pii-key"),
+        description="HMAC-SHA256 key for the join hashes of personal data (身份证, names) in DWD. "
+        "Set a secret of your own in production: whoever knows it can test guesses.",
+    )
     spark: SparkSettings = Field(default_factory=SparkSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
