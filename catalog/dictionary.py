@@ -40,6 +40,8 @@ def table_section(table: TableContract) -> str:
     ]
     for c in table.columns:
         checks = [f"{c.rule.value}({c.source})" if c.rule else ""]
+        if c.pii:
+            checks.append(f"→ {c.pii.value}")  # only the hash or mask is stored
         if c.values:
             checks.append("∈ {" + ", ".join(c.values) + "}")
         if c.min is not None:

@@ -8,6 +8,9 @@ wherever Spark runs; check characters use python-stdnum through vectorized (Arro
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -15,10 +18,11 @@ import pandas as pd
 import pyspark.sql.functions as F
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
-from pyspark.sql.types import BooleanType
+from pyspark.sql.types import BooleanType, StringType
 
+from pipelines.gbt4754 import FIRST_DIVISION, LAST_DIVISION
 from pipelines.widths import FULL_WIDTH, HALF_WIDTH
-from warehouse_layers.contract import Column, Rule, TableContract
+from warehouse_layers.contract import Column, Pii, Rule, TableContract
 
 TIMESTAMP_FORMATS = (
     "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]XXX",
@@ -28,6 +32,7 @@ TIMESTAMP_FORMATS = (
     "yyyy年M月d日 H:mm[:ss]",
 )
 DATE_FORMATS = ("yyyy-MM-dd", "yyyy/M/d", "yyyy年M月d日", "yyyyMMdd")
+PERIOD_FORMATS = ("yyyyMM", "yyyy-M", "yyyy/M", "yyyy年M月")  # year first: never ambiguous
 
 # Reason codes a DWD rule can give; the regulator report translates them (quality/reasons.py).
 PARSE_FAILURE = {
@@ -41,6 +46,8 @@ PARSE_FAILURE = {
     Rule.MCC: "bad_mcc",
     Rule.INDUSTRY: "bad_industry_code",
     Rule.ENUM: "bad_value",
+    Rule.PERIOD: "bad_period",
+    Rule.INTEGER: "bad_number",
 }
 REJECT_TYPE = "struct<code:string,column:string,value:string>"
 
@@ -146,8 +153,71 @@ def parse(rule: Rule, raw: SparkColumn, column: Column) -> Parsed:
     if rule is Rule.MCC:
         return Parsed(text, text.isin(list(_mcc_codes())))
     if rule is Rule.INDUSTRY:
-        return Parsed(text, text.rlike(r"^[0-9]{4}$"))
+        # The division (first two digits) must be one of the standard's 01-97; the classes
+        # within a division have no packaged list (pipelines/gbt4754.py).
+        division = F.substring(text, 1, 2)
+        known = division.between(f"{FIRST_DIVISION:02d}", f"{LAST_DIVISION:02d}")
+        return Parsed(text, text.rlike(r"^[0-9]{4}$") & known)
+    if rule is Rule.PERIOD:
+        month = F.coalesce(*[F.try_to_date(text, p) for p in PERIOD_FORMATS])
+        return Parsed(F.date_format(month, "yyyyMM"), month.isNotNull())
+    if rule is Rule.INTEGER:
+        # Grouped as amounts are (`1,234`, `1 234`), but with no currency sign and no decimals.
+        grouped = text.rlike(r"^-?([0-9]{1,3}([, ][0-9]{3})+|[0-9]+)$")
+        value = F.when(grouped, F.regexp_replace(text, "[, ]", "").try_cast("bigint"))
+        return Parsed(value, value.isNotNull())
     raise ValueError(f"no parser for rule {rule}")
+
+
+# Compound surnames (复姓) a masked name keeps whole, as in 欧阳**. One missing here is masked
+# from its second character on: the display form then hides more, never less.
+COMPOUND_SURNAMES = (
+    "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文",
+    "司徒", "夏侯", "轩辕", "令狐", "钟离", "端木", "南宫", "西门", "独孤", "申屠", "澹台",
+)  # fmt: skip
+
+
+def _stars(n: SparkColumn) -> SparkColumn:
+    return F.repeat(F.lit("*"), F.greatest(n, F.lit(0)))
+
+
+def mask(kind: Pii, text: SparkColumn) -> SparkColumn:
+    """The display form of personal data: `4311**********123X`, `张*`, `欧阳**`."""
+    n = F.length(text)
+    if kind is Pii.MASK_ID:
+        kept = F.concat(F.substring(text, 1, 4), _stars(n - 8), F.substring(text, -4, 4))
+        return F.when(n > 8, kept).otherwise(_stars(n))
+    if kind is Pii.MASK_NAME:
+        compound = (n > 2) & F.substring(text, 1, 2).isin(list(COMPOUND_SURNAMES))
+        surname = F.when(compound, 2).otherwise(1)
+        return F.concat(F.substring(text, 1, surname), _stars(n - surname))
+    return _stars(n)  # a hash is no display form: show nothing of the value
+
+
+@cache
+def _hmac_sha256(key: str) -> Callable[[SparkColumn], SparkColumn]:
+    secret = key.encode("utf-8")
+
+    # Python's own hmac (RFC 2104) in a vectorized UDF: Spark has sha2 but no HMAC, and
+    # rebuilding one from sha2 would put key material into the query plan as a literal.
+    @F.pandas_udf(StringType())
+    def hmac_sha256(values: pd.Series) -> pd.Series:
+        return values.map(
+            lambda v: (
+                None
+                if v is None
+                else hmac.new(secret, v.encode("utf-8"), hashlib.sha256).hexdigest()
+            )
+        )
+
+    return hmac_sha256
+
+
+def protect(kind: Pii, value: SparkColumn, key: str) -> SparkColumn:
+    """The only form of personal data a DWD column keeps: a keyed hash or a masked form."""
+    if kind is Pii.HASH:
+        return _hmac_sha256(key)(value)
+    return mask(kind, value)
 
 
 def reject(code: str, column: str, value: SparkColumn) -> SparkColumn:
@@ -159,21 +229,46 @@ def reject(code: str, column: str, value: SparkColumn) -> SparkColumn:
     )
 
 
-def normalize(ods: DataFrame, contract: TableContract) -> DataFrame:
+def _shown(contract: TableContract) -> dict[str, Pii]:
+    """How each source that feeds a `pii` column is shown in `_raw` and reject values."""
+    shown: dict[str, Pii] = {}
+    for col in contract.columns:
+        # A mask is how the value is shown; a source only hashed shows nothing (all stars).
+        if col.pii and col.source and (col.pii is not Pii.HASH or col.source not in shown):
+            shown[col.source] = col.pii
+    return shown
+
+
+def normalize(ods: DataFrame, contract: TableContract, *, pii_key: str | None = None) -> DataFrame:
     """Apply `contract`'s rules to raw ODS rows.
 
     Returns the typed columns, the ODS lineage columns, `_raw` (the delivered values as JSON)
     and `_reject`: null for a good row, else the first broken rule as (code, column, value).
+    A `pii` column keeps only its hash or mask, and its source appears masked in `_raw` and in
+    reject values too: personal data never leaves ODS in clear (the file and line point to
+    it). Hashes are keyed with `pii_key`, by default settings.pii_key.
     """
+    shown = _shown(contract)
+    if pii_key is None and any(c.pii is Pii.HASH for c in contract.columns):
+        from citylake.settings import get_settings
+
+        pii_key = get_settings().pii_key.get_secret_value()
     typed: list[SparkColumn] = []
     checks: list[SparkColumn] = []
     for col in contract.columns:
         if col.rule is None or col.source is None:
             continue
-        raw = F.col(col.source)
-        parsed = parse(col.rule, raw, col)
+        delivered = F.col(col.source)
+        raw = delivered
+        if col.source in shown:
+            raw = mask(shown[col.source], clean_text(delivered))
+        parsed = parse(col.rule, delivered, col)
+        if col.pii is not None:
+            # Checks below see what is stored (the hash or mask), as the quality gate does.
+            stored = protect(col.pii, parsed.value, pii_key or "")
+            parsed = Parsed(F.when(parsed.ok, stored), parsed.ok)
         typed.append(parsed.value.cast(col.type).alias(col.name))
-        missing = clean_text(raw).isNull()
+        missing = clean_text(delivered).isNull()
         if not col.nullable:
             checks.append(F.when(missing, reject("missing_value", col.name, raw)))
         checks.append(
@@ -201,7 +296,14 @@ def normalize(ods: DataFrame, contract: TableContract) -> DataFrame:
                 )
             )
     sources = sorted({c.source for c in contract.columns if c.source})
-    raw_json = F.to_json(F.struct(*[F.col(s) for s in sources]))
+    raw_json = F.to_json(
+        F.struct(
+            *[
+                mask(shown[s], clean_text(F.col(s))).alias(s) if s in shown else F.col(s)
+                for s in sources
+            ]
+        )
+    )
     lineage = [
         F.col(c)
         for c in ("_delivery_id", "_business_date", "_source_file", "_source_line", "_ingested_at")

@@ -62,6 +62,8 @@ CONTRACT = TableContract.model_validate(
             _col("v_division", "string", "division"),
             _col("v_mcc", "string", "mcc"),
             _col("v_industry", "string", "industry"),
+            _col("v_period", "string", "period"),
+            _col("v_headcount", "bigint", "integer", min=0),
         ],
     }
 )
@@ -244,15 +246,36 @@ CASES: list[Case] = [
     Case("industry-fullwidth-digits", "v_industry", "５２１２", "5212"),
     Case("bad_industry_code-letter", "v_industry", "62A0", "62A0", "bad_industry_code"),
     Case("bad_industry_code-3-digits", "v_industry", "621", "621", "bad_industry_code"),
+    Case("bad_industry_code-division-99-not-in-standard", "v_industry", "9999", "9999",
+         "bad_industry_code"),
+    Case("bad_industry_code-division-00-not-in-standard", "v_industry", "0012", "0012",
+         "bad_industry_code"),
+    # period: a month as YYYYMM, year first in every accepted form
+    Case("period-dash-zero-padded", "v_period", "2024-01", "202401"),
+    Case("period-slash-one-digit-month", "v_period", "2024/1", "202401"),
+    Case("period-chinese", "v_period", "2024年1月", "202401"),
+    Case("period-fullwidth-digits-and-spaces", "v_period", " ２０２４１１\u3000", "202411"),
+    Case("bad_period-month-13", "v_period", "202413", None, "bad_period"),
+    Case("bad_period-a-date-not-a-month", "v_period", "20240105", None, "bad_period"),
+    Case("bad_period-two-digit-year", "v_period", "2401", None, "bad_period"),
+    Case("bad_period-month-first-ambiguous", "v_period", "01/2024", None, "bad_period"),
+    # integer: a whole number of persons; thousands grouped as amounts, no sign, no decimals
+    Case("integer-thousands-comma", "v_headcount", "1,234", "1234"),
+    Case("integer-fullwidth-digits", "v_headcount", "１２", "12"),
+    Case("bad_number-integer-decimals", "v_headcount", "12.5", None, "bad_number"),
+    Case("bad_number-integer-yen-sign", "v_headcount", "¥12", None, "bad_number"),
+    Case("bad_number-integer-words", "v_headcount", "十二", None, "bad_number"),
+    Case("out_of_range-integer-negative-headcount", "v_headcount", "-3", "-3", "out_of_range"),
 ]
 # fmt: on
 
 # No packaged GB/T 4754-2017 class list is installed, so the industry rule checks the form
-# (4 digits) only: a well-formed unknown class passes. Strict: a real list will make it pass.
+# (4 digits) and the division (01-97) only: an unknown class of a real division passes (62
+# 餐饮业 has no group 625). Strict: a real list will make it pass.
 KNOWN_GAPS = {
     Case(
-        "bad_industry_code-unknown-class-9999", "v_industry", "9999", "9999", "bad_industry_code"
-    ): "no packaged GB/T 4754-2017 code list: the industry rule checks 4 digits only",
+        "bad_industry_code-unknown-class-6250", "v_industry", "6250", "6250", "bad_industry_code"
+    ): "no packaged GB/T 4754-2017 class list: the industry rule checks the division only",
 }
 
 # Every possible check character of a few numbers (and its lower case): what the code accepts

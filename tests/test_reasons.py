@@ -23,7 +23,9 @@ Audit (issue #3). Test ids are pytest ids: `test_normalize.py::test_rule[<id>]`,
 | resident_id | rid-lowercase-x-check, rid-fullwidth-lowercase-x | bad_resident_id-wrong-check, bad_resident_id-birth-date-1949-13-31 |
 | division | division-fullwidth-digits, division-qiyang-city-since-2021 | bad_division_code-retired-qiyang-county, bad_division_code-unknown-999999 |
 | mcc | mcc-fullwidth-digits, mcc-tab-and-space | bad_mcc-unknown-0000 |
-| industry | industry-fullwidth-digits | bad_industry_code-letter; unknown class `9999`: strict xfail (no packaged GB/T 4754 list) |
+| industry | industry-fullwidth-digits | bad_industry_code-letter, bad_industry_code-division-99-not-in-standard; unknown class `6250` of a real division: strict xfail (no packaged GB/T 4754 list) |
+| period | period-dash-zero-padded, period-chinese, period-fullwidth-digits-and-spaces | bad_period-month-13, bad_period-a-date-not-a-month, bad_period-month-first-ambiguous |
+| integer | integer-thousands-comma, integer-fullwidth-digits | bad_number-integer-decimals, bad_number-integer-yen-sign, out_of_range-integer-negative-headcount |
 
 USCC and 身份证 check characters: test_check_characters_are_stdnums (every possible check
 character of five numbers, both cases, accepted exactly when python-stdnum accepts it).
@@ -34,7 +36,7 @@ character of five numbers, both cases, accepted exactly when python-stdnum accep
 | bad_format | DWD, normalize() (`pattern`) | test_rule[bad_format-key-inner-hyphen] | |
 | bad_value | DWD, normalize() (enum, `values`) | test_rule[bad_value-enum-paypal-outside-set], [bad_value-key-outside-value-set] | |
 | out_of_range | DWD, normalize() (`min`, `max`) | test_rule[out_of_range-fen-negative-below-min-1], [out_of_range-yuan-above-max] | test_payment_path (-5) |
-| bad_amount, bad_timestamp, bad_date, bad_uscc, bad_resident_id, bad_division_code, bad_mcc, bad_industry_code | DWD, PARSE_FAILURE | test_rule[<code>-…] (table above) | test_payment_path (昨天, n/a) |
+| bad_amount, bad_number, bad_timestamp, bad_date, bad_period, bad_uscc, bad_resident_id, bad_division_code, bad_mcc, bad_industry_code | DWD, PARSE_FAILURE | test_rule[<code>-…] (table above) | test_payment_path (昨天, n/a) |
 | unknown_merchant | DWD, dwd/pay_transaction.py | test_dwd_row_reason[unknown_merchant-M404] | test_payment_path |
 | unknown_original | DWD, dwd/pay_transaction.py | test_dwd_row_reason[unknown_original-refund-of-T404] | test_payment_path |
 | missing_refund_of | DWD, dwd/pay_transaction.py | test_dwd_row_reason[missing_refund_of-refund-with-empty-refund_of] | |

@@ -47,7 +47,20 @@ class Rule(StrEnum):
     RESIDENT_ID = "resident_id"  # GB 11643 身份证号, check character verified
     DIVISION = "division"  # GB/T 2260 6-digit code, must exist
     MCC = "mcc"  # ISO 18245 merchant category code, must exist
-    INDUSTRY = "industry"  # GB/T 4754-2017 4-digit class code
+    INDUSTRY = "industry"  # GB/T 4754-2017 4-digit class code of a division (01-97) it has
+    PERIOD = "period"  # a month as YYYYMM; 2024-01, 2024/1 and 2024年1月 too
+    INTEGER = "integer"  # a whole number such as a headcount; thousands separators allowed
+
+
+class Pii(StrEnum):
+    """How a DWD column keeps personal data it derives from a source: never in clear.
+
+    The source is validated by the column's rule first; only the protected form is stored.
+    """
+
+    HASH = "hash"  # HMAC-SHA256 (hex) under settings.pii_key: joins without the clear value
+    MASK_ID = "mask_id"  # first 4 and last 4 characters kept: 4311**********123X
+    MASK_NAME = "mask_name"  # the surname kept, each further character starred: 张*, 欧阳**
 
 
 class Text(BaseModel):
@@ -72,6 +85,8 @@ class Column(BaseModel):
     # DWD only: derive this column from the feed's ODS column `source` with `rule`.
     source: str | None = None
     rule: Rule | None = None
+    # DWD only: store only this protected form of the (personal) value the rule derives.
+    pii: Pii | None = None
 
     @field_validator("type")
     @classmethod
@@ -101,6 +116,11 @@ class Column(BaseModel):
             raise ValueError("`source` and `rule` go together")
         if self.rule is Rule.ENUM and not self.values:
             raise ValueError("rule `enum` needs `values`")
+        if self.pii is not None:
+            if self.rule is None:
+                raise ValueError("`pii` protects the value a `rule` derives: give the rule")
+            if self.type != "string" or self.classification is Classification.GENERAL:
+                raise ValueError("a `pii` column is a string classified 敏感 or 核心")
         return self
 
     def ddl(self) -> str:
@@ -335,5 +355,15 @@ def load_contracts(root: Path) -> dict[str, TableContract]:
                     raise ContractError(
                         f"{where}: field columns.{i}.source: {source.name} has no column "
                         f"{col.source!r}"
+                    )
+                # 核心 data (a 身份证号) leaves ODS only hashed or masked.
+                if (
+                    col.source
+                    and col.pii is None
+                    and source.column(col.source).classification is Classification.CORE
+                ):
+                    raise ContractError(
+                        f"{where}: field columns.{i}.pii: {source.name}.{col.source} is 核心 "
+                        "data: derive it only with `pii: hash` or a mask"
                     )
     return contracts
