@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -38,6 +39,7 @@ PERIOD_FORMATS = ("yyyyMM", "yyyy-M", "yyyy/M", "yyyy年M月")  # year first: ne
 PARSE_FAILURE = {
     Rule.FEN: "bad_amount",
     Rule.YUAN: "bad_amount",
+    Rule.DECIMAL: "bad_number",
     Rule.TIMESTAMP: "bad_timestamp",
     Rule.DATE: "bad_date",
     Rule.USCC: "bad_uscc",
@@ -64,14 +66,17 @@ def clean_text(col: SparkColumn) -> SparkColumn:
     return F.when(text == "", F.lit(None)).otherwise(text)
 
 
-def _amount(text: SparkColumn, fraction: str) -> tuple[SparkColumn, SparkColumn]:
+def _amount(
+    text: SparkColumn, fraction: str, *, currency: bool = True
+) -> tuple[SparkColumn, SparkColumn]:
     """(amount as plain digits, whether it is unambiguous) for `¥1,234.50`-style text.
 
-    A currency sign goes (with any space beside it); `,` or a space may separate thousands,
-    but only between groups of three digits: `12,50` and `1.234,50` are decimal commas in
-    much of the world, so reading them as 1250 or 1.2345 would be a guess, not a fix.
+    A currency sign goes (with any space beside it), unless `currency` is false: a quantity of
+    liters has none. `,` or a space may separate thousands, but only between groups of three
+    digits: `12,50` and `1.234,50` are decimal commas in much of the world, so reading them as
+    1250 or 1.2345 would be a guess, not a fix.
     """
-    bare = F.trim(F.regexp_replace(text, "[¥￥]", ""))
+    bare = F.trim(F.regexp_replace(text, "[¥￥]", "")) if currency else text
     ok = bare.rlike(r"^-?([0-9]{1,3}([, ][0-9]{3})+|[0-9]+)" + fraction + "$")
     return F.regexp_replace(bare, "[, ]", ""), ok
 
@@ -133,6 +138,17 @@ def parse(rule: Rule, raw: SparkColumn, column: Column) -> Parsed:
         digits, grouped = _amount(text, r"(\.[0-9]{1,2})?")
         ok = grouped & digits.rlike(r"^-?[0-9]{1,16}(\.[0-9]{1,2})?$")
         return Parsed(F.when(ok, digits.cast("decimal(18,2)")), ok)
+    if rule is Rule.DECIMAL:
+        # More fraction digits than the column keeps would be rounded away: a guess, so a
+        # reason. Too many integer digits fail the cast (try_cast gives null), also a reason.
+        scale = re.fullmatch(r"decimal\(\d+,(\d+)\)", column.type)
+        if scale is None:  # double or float: any number of fraction digits
+            fraction = r"(\.[0-9]+)?"
+        else:
+            fraction = rf"(\.[0-9]{{1,{scale.group(1)}}})?" if int(scale.group(1)) else ""
+        digits, grouped = _amount(text, fraction, currency=False)
+        value = F.when(grouped, digits.try_cast(column.type))
+        return Parsed(value, value.isNotNull())
     if rule is Rule.TIMESTAMP:
         value = F.coalesce(*[F.try_to_timestamp(text, F.lit(p)) for p in TIMESTAMP_FORMATS])
         return Parsed(value, value.isNotNull())

@@ -41,6 +41,7 @@ class Rule(StrEnum):
     ENUM = "enum"  # text folded case-insensitively to the spelling of one of `values`
     FEN = "fen"  # integer amount in fen; '¥', ',' stripped
     YUAN = "yuan"  # decimal(18,2) amount in yuan
+    DECIMAL = "decimal"  # a measured quantity (liters, degrees) as the column's decimal or double
     TIMESTAMP = "timestamp"  # ISO 8601 with offset, or local time in +08:00
     DATE = "date"  # 2024-01-05, 2024/1/5, 2024年1月5日, 20240105
     USCC = "uscc"  # GB 32100 unified social credit code, check character verified
@@ -116,6 +117,8 @@ class Column(BaseModel):
             raise ValueError("`source` and `rule` go together")
         if self.rule is Rule.ENUM and not self.values:
             raise ValueError("rule `enum` needs `values`")
+        if self.rule is Rule.DECIMAL and not self.type.startswith(("decimal(", "double", "float")):
+            raise ValueError("rule `decimal` needs a decimal, double or float column")
         if self.pii is not None:
             if self.rule is None:
                 raise ValueError("`pii` protects the value a `rule` derives: give the rule")
