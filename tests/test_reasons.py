@@ -17,6 +17,7 @@ Audit (issue #3). Test ids are pytest ids: `test_normalize.py::test_rule[<id>]`,
 | enum | enum-mixed-case-and-spaces, enum-lowercase-y-of-Y-N, enum-lowercase-diesel-0d | bad_value-enum-paypal-outside-set, bad_value-enum-shi-for-Y-is-ambiguous |
 | fen | fen-yen-sign-and-thousands-comma, fen-fullwidth-yen-sign, fen-fullwidth-digits | bad_amount-fen-12.00-decimals-ambiguous, bad_amount-fen-12,50-decimal-comma, out_of_range-fen-negative-below-min-1 |
 | yuan | yuan-yen-sign-thousands-and-cents, yuan-fullwidth-yen-sign, yuan-thousands-comma-no-sign | bad_amount-yuan-1.234,50-european, bad_amount-yuan-12,50-decimal-comma, out_of_range-yuan-above-max |
+| decimal | decimal-fullwidth-digits-and-point, decimal-thousands-comma-to-scale, decimal-double-keeps-every-place | bad_number-decimal-four-places-would-round, bad_number-decimal-yen-sign-on-liters, out_of_range-decimal-negative-liters |
 | timestamp | ts-slashes-no-seconds (`2024/1/5 8:05`), ts-chinese-date-no-seconds (`2024年1月5日 8:05`), ts-iso-utc-z-shown-in-0800 | bad_timestamp-dd-mm-or-mm-dd-ambiguous, bad_timestamp-words-yesterday |
 | date | date-slashes (`2024/1/5`), date-chinese (`2024年1月5日`), date-compact-yyyymmdd | bad_date-dd-mm-yyyy-ambiguous (`05/01/2024`), bad_date-february-30 |
 | uscc | uscc-lowercase-check-character, uscc-fullwidth, uscc-grouped-with-spaces | bad_uscc-wrong-check, bad_uscc-lowercase-wrong-check |
@@ -38,6 +39,7 @@ character of five numbers, both cases, accepted exactly when python-stdnum accep
 | out_of_range | DWD, normalize() (`min`, `max`) | test_rule[out_of_range-fen-negative-below-min-1], [out_of_range-yuan-above-max] | test_payment_path (-5) |
 | bad_amount, bad_number, bad_timestamp, bad_date, bad_period, bad_uscc, bad_resident_id, bad_division_code, bad_mcc, bad_industry_code | DWD, PARSE_FAILURE | test_rule[<code>-…] (table above) | test_payment_path (昨天, n/a) |
 | unknown_merchant | DWD, dwd/pay_transaction.py | test_dwd_row_reason[unknown_merchant-M404] | test_payment_path |
+| unknown_station | DWD, dwd/fuel.py | test_fuel_row_reason[unknown_station-ST404] | test_fuel_path (sale, delivery, reading) |
 | unknown_original | DWD, dwd/pay_transaction.py | test_dwd_row_reason[unknown_original-refund-of-T404] | test_payment_path |
 | missing_refund_of | DWD, dwd/pay_transaction.py | test_dwd_row_reason[missing_refund_of-refund-with-empty-refund_of] | |
 | refund_exceeds_original | DWD, dwd/pay_transaction.py | test_dwd_row_reason[refund_exceeds_original-second-60-of-100] | |
@@ -66,6 +68,7 @@ from typing import NamedTuple
 import pytest
 from pyspark.sql import SparkSession
 
+from pipelines.dwd.fuel import build_fuel_sale
 from pipelines.dwd.pay_transaction import build_pay_transaction
 from pipelines.landing import read_delivery
 from pipelines.normalize import PARSE_FAILURE, normalize
@@ -280,6 +283,49 @@ def test_dwd_row_reason(dwd_quarantine: dict[int, dict], case: DwdCase) -> None:
     assert json.loads(row["raw_record"])["txn_id"] == delivered[0], "the row as delivered"
 
 
+# One fuel_sales delivery: line 2 is a sale of a known station, line 3 of a station no
+# registry delivered.
+FUEL_SALE_COLUMNS = [c.name for c in CONTRACTS["ods_fuel_sales"].feed_columns]
+FUEL_SALES = [
+    ["S1", "ST001", "N1", "92", "40.000", "7.45", "298.00", "2024-11-05T10:00:00+08:00"],
+    ["S2", "ST404", "N1", "92", "40.000", "7.45", "298.00", "2024-11-05T10:05:00+08:00"],
+]
+FUEL_CASES = [DwdCase("unknown_station-ST404", 3, "unknown_station", "station_id", "ST404")]
+
+
+@pytest.fixture(scope="module")
+def fuel_quarantine(spark: SparkSession) -> dict[int, dict]:
+    """The quarantine rows of FUEL_SALES built against a station dimension of ST001 only."""
+    table = CONTRACTS["dwd_fuel_sale"]
+    ods = spark.createDataFrame(
+        [(line, *row) for line, row in enumerate(FUEL_SALES, start=2)],
+        "_source_line bigint, " + ", ".join(f"{c} string" for c in FUEL_SALE_COLUMNS),
+    ).selectExpr(
+        "*",
+        "'d' AS _delivery_id",
+        "date'2024-11-05' AS _business_date",
+        "'s.csv' AS _source_file",
+        "now() AS _ingested_at",
+    )
+    stations = spark.sql("SELECT 'ST001' AS station_id")
+    _, quarantine = build_fuel_sale(normalize(ods, table), stations, table)
+    return {r.source_line: r.asDict() for r in quarantine.collect()}
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in FUEL_CASES])
+def test_fuel_row_reason(fuel_quarantine: dict[int, dict], case: DwdCase) -> None:
+    assert sorted(fuel_quarantine) == [case.line], "only the broken row is quarantined"
+    row = fuel_quarantine[case.line]
+    assert (row["reason_code"], row["column_name"], row["bad_value"]) == (
+        case.reason,
+        case.column,
+        case.value,
+    )
+    assert (row["feed"], row["table_name"]) == ("fuel_sales", "dwd_fuel_sale")
+    assert json.loads(row["raw_record"])["sale_id"] == FUEL_SALES[case.line - 2][0]
+
+
 # --- completeness ---------------------------------------------------------------------------
 
 
@@ -294,7 +340,8 @@ def test_every_reason_code_is_a_literal_the_audit_can_read() -> None:
 def test_every_emitted_code_has_a_case() -> None:
     emitted = emitted_codes().codes
     covered = {
-        "dwd": {c.reason for c in CASES if c.reason} | {c.reason for c in DWD_CASES},
+        "dwd": {c.reason for c in CASES if c.reason}
+        | {c.reason for c in [*DWD_CASES, *FUEL_CASES]},
         "ods": {r[1] for c in ODS_CASES for r in c.rejects},
     }
     for layer in ("dwd", "ods"):
@@ -329,9 +376,9 @@ def test_every_rule_has_normalizing_and_rejecting_cases(rule: Rule) -> None:
 
 def test_the_audit_tables_name_real_cases() -> None:
     """Every case id the docstring's audit tables name is a case that runs."""
-    ids = {c.id for c in [*CASES, *KNOWN_GAPS, *ODS_CASES, *DWD_CASES]}
+    ids = {c.id for c in [*CASES, *KNOWN_GAPS, *ODS_CASES, *DWD_CASES, *FUEL_CASES]}
     prefixes = {c.reason for c in CASES if c.reason} | {c.id.split("-")[0] for c in CASES}
-    prefixes |= {c.id.split("-")[0] for c in [*ODS_CASES, *DWD_CASES]}
+    prefixes |= {c.id.split("-")[0] for c in [*ODS_CASES, *DWD_CASES, *FUEL_CASES]}
     tokens = {
         token.rstrip(",;")
         for token in re.split(r"[\s|()\[\]`]+", __doc__ or "")

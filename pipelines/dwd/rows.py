@@ -29,6 +29,20 @@ def latest_per_key(df: DataFrame, key: list[str]) -> DataFrame:
     return df.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
 
 
+def latest_delivered_per_key(df: DataFrame, key: list[str]) -> DataFrame:
+    """One row per key for feeds without `updated_at`: the latest delivered line wins.
+
+    A producer re-sends a row to correct or repeat it, so the line ingested last is its current
+    version; delivery id and line break ties within one ingestion so the choice is deterministic.
+    """
+    order = Window.partitionBy(*key).orderBy(
+        F.col("_ingested_at").desc(),
+        F.col("_delivery_id").desc(),
+        F.col("_source_line").desc(),
+    )
+    return df.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
+
+
 def quarantine_rows(rejected: DataFrame, *, feed: str, table: TableContract) -> DataFrame:
     """Rows of `dwd_quarantine` for rejected rows (which carry `_reject` and the ODS lineage)."""
     return rejected.select(
