@@ -7,7 +7,6 @@ after a grace period. Nothing is found by name, so another user's process is nev
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -44,12 +43,7 @@ class Service:
             return False
         except PermissionError:
             return True
-        # A zombie child (exited, not yet reaped) is not running.
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, IndexError):
-            return True
-        return state != "Z"
+        return _state(pid) != "Z"  # a zombie (exited, not yet reaped) is not running
 
 
 def service(name: str, settings: Settings | None = None) -> Service:
@@ -85,24 +79,49 @@ def start(
 
 
 def stop(name: str, *, grace_seconds: float = 20.0, settings: Settings | None = None) -> bool:
-    """Stop the service by the pid it was started with; True if it was running."""
+    """Stop the service by the pid it was started with; True if it was running.
+
+    Returns only once that process is gone: a zombie whose other threads are still exiting
+    is not gone yet, so "stopped" never means "still holding its port or files".
+    """
     svc = service(name, settings)
     pid = svc.pid
     was_running = svc.running
     if pid is not None and was_running:
         _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        while svc.running and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.1)
-        if svc.running:
+        if not _wait_gone(pid, grace_seconds):
             _signal_group(pid, signal.SIGKILL)
-            while svc.running:
-                _reap(pid)
-                time.sleep(0.05)
-    _reap(pid)
+            _wait_gone(pid, 30.0)
+    elif pid is not None:
+        _wait_gone(pid, 1.0)  # an exited child of ours: reap it
     svc.pid_file.unlink(missing_ok=True)
     return was_running
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return None
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until `pid` no longer exists (reaping it if it is our child); False on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True  # our child, reaped: gone
+        except ChildProcessError:  # not our child: its parent (or init) reaps it
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            if _state(pid) == "Z":  # dead; only its own parent can reap it
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -113,13 +132,6 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         pass
     except PermissionError:
         os.kill(pid, sig)
-
-
-def _reap(pid: int | None) -> None:
-    if pid is None:
-        return
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 def wait_for_port(host: str, port: int, *, timeout: float, svc: Service | None = None) -> None:
