@@ -58,8 +58,11 @@ class DeliveryResult:
 def delivery_id(feed: str, data: bytes, cursor: dict[str, object] | None = None) -> str:
     """Content hash; a pulled batch also hashes its cursor (the same rows at another position
     of the source are another delivery)."""
-    position = b"" if cursor is None else json.dumps(cursor, sort_keys=True).encode() + b"\0"
-    return hashlib.sha256(feed.encode() + b"\0" + position + data).hexdigest()[:32]
+    digest = hashlib.sha256(feed.encode() + b"\0")
+    if cursor is not None:
+        digest.update(json.dumps(cursor, sort_keys=True).encode() + b"\0")
+    digest.update(data)  # no concatenation: a delivery can be hundreds of MB
+    return digest.hexdigest()[:32]
 
 
 def business_date_of(path: Path, settings: Settings) -> dt.date:
@@ -107,7 +110,7 @@ def ingest_file(
     started = dt.datetime.now(dt.UTC)
     bdate = business_date or business_date_of(path, settings)
     columns = [c.name for c in ods.feed_columns]
-    read: DeliveryRead = read_delivery(path, columns, feed)
+    read: DeliveryRead = read_delivery(path, columns, feed, data=data)
     del data  # the parsed rows hold what is needed; a large file's bytes need not stay
     txn = (f"citylake-ingest-{did}", TXN_VERSION)
 
