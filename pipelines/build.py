@@ -1,4 +1,8 @@
-"""The payment path from ODS to the cockpit: DWD -> gate -> DWS -> ADS, for a range of days.
+"""The paths from ODS to the cockpit: DWD -> gate -> DWS -> ADS, for a range of days.
+
+Two domains run today, one after the other: payment (merchants and transactions to
+``ads_trade_daily``) and fuel supervision (stations, pump sales, deliveries and tank readings
+to ``ads_fuel_inventory_check``).
 
 Gates: ODS→DWD validates the normalized candidate rows before anything is written to DWD (too
 many contract breaks in the deliveries of the range block the feed); DWD→DWS validates the DWD
@@ -15,12 +19,14 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
+import pyarrow.compute as pc
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
 from citylake.settings import Settings, get_settings
 from citylake.spark import get_spark
 from pipelines import tables
+from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
 from pipelines.dwd.merchant import build_merchant
 from pipelines.dwd.pay_transaction import build_pay_transaction
 from pipelines.models import date_range_predicate, run_model
@@ -28,7 +34,9 @@ from pipelines.normalize import normalize
 from quality.gate import GateResult, enforce
 from quality.suites import contract_checks, reject_rate_check
 
-ODS_INPUTS = ("ods_merchant_registry", "ods_pay_transactions")
+PAYMENT_INPUTS = ("ods_merchant_registry", "ods_pay_transactions")
+# ods_fuel_stations, ods_fuel_sales, ods_fuel_deliveries, ods_fuel_tank_readings
+ODS_INPUTS = (*PAYMENT_INPUTS, *FUEL_TABLES)
 
 
 @dataclass
@@ -171,6 +179,11 @@ def gate_dwd(result: BuildResult, settings: Settings | None = None) -> None:
         )
 
 
+def _versions_json(result: BuildResult, inputs: tuple[str, ...]) -> str:
+    """The pinned versions of a domain's own inputs, as stamped on its ADS rows."""
+    return json.dumps({name: result.input_versions[name] for name in inputs}, sort_keys=True)
+
+
 def _range(result: BuildResult, column: str) -> str | None:
     if result.start is None or result.end is None:
         return None
@@ -184,7 +197,7 @@ def build_dws_ads(result: BuildResult, settings: Settings | None = None) -> Buil
         return result  # nothing in DWD yet
     dws = run_model(spark, "dws_trade_merchant_daily", result.start, result.end, settings=settings)
     result.rows["dws_trade_merchant_daily"] = dws.count()
-    params = {"input_versions": json.dumps(result.input_versions, sort_keys=True)}
+    params = {"input_versions": _versions_json(result, PAYMENT_INPUTS)}
     ads = run_model(
         spark, "ads_trade_daily", result.start, result.end, params=params, settings=settings
     )
@@ -193,11 +206,93 @@ def build_dws_ads(result: BuildResult, settings: Settings | None = None) -> Buil
     return result
 
 
+def build_fuel(
+    start: dt.date | None,
+    end: dt.date | None,
+    result: BuildResult,
+    settings: Settings | None = None,
+) -> None:
+    """Fuel supervision: ODS -> DWD (behind the ODS→DWD gate) -> gate -> DWS -> ADS.
+
+    The fuel DWD tables are rebuilt whole (a re-delivered sale or a late reading may touch any
+    day); DWS and ADS for [start, end], or for every day with fuel facts when no range is given.
+    """
+    settings = settings or get_settings()
+    log = tables.read_native(
+        tables.contract("ods_delivery_log", settings),
+        pc.field("feed").isin(list(FUEL_FEEDS)),
+        settings,
+    )
+    if log.num_rows == 0:
+        return  # no fuel delivery yet: nothing to build, no gate to run
+    spark = get_spark(settings)
+    contracts = tables.contracts(settings)
+    versions = result.input_versions
+    normalized = {
+        ods: normalize(_ods(spark, ods, versions, settings), contracts[dwd]).cache()
+        for ods, dwd in FUEL_TABLES.items()
+    }
+    for ods, rows in normalized.items():
+        _gate_rejects(rows, ods, start, end, settings, result)
+    station_table = contracts["dwd_fuel_station"]
+    stations, station_rejects = build_fuel_station(normalized["ods_fuel_stations"], station_table)
+    tables.replace(stations, station_table, settings=settings)
+    fuel = build_fuel_facts(
+        normalized["ods_fuel_sales"],
+        normalized["ods_fuel_deliveries"],
+        normalized["ods_fuel_tank_readings"],
+        tables.read(spark, station_table, settings=settings),
+        contracts,
+    )
+    facts = {"dwd_fuel_sale": fuel.sales, "dwd_fuel_delivery": fuel.deliveries}
+    facts["dwd_tank_reading"] = fuel.readings
+    for name, rows in facts.items():
+        tables.replace(rows, contracts[name], settings=settings)
+    feeds = ", ".join(f"'{f}'" for f in FUEL_FEEDS)
+    tables.replace(
+        station_rejects.unionByName(fuel.quarantine),
+        contracts["dwd_quarantine"],
+        where=f"feed IN ({feeds})",
+        settings=settings,
+    )
+    spark.catalog.clearCache()
+    for name in ("dwd_fuel_station", *facts):
+        result.gates.append(
+            enforce(
+                tables.read(spark, contracts[name], settings=settings),
+                contract_checks(contracts[name]),
+                gate="dwd→dws",
+                table=name,
+                settings=settings,
+            )
+        )
+    if start is None or end is None:
+        bounds = (
+            tables.read(spark, contracts["dwd_tank_reading"], settings=settings)
+            .agg(F.min("biz_date"), F.max("biz_date"))
+            .first()
+        )
+        if bounds[0] is None:
+            return  # no fuel data yet
+        # The first day has no opening stock (no reading the evening before): start after it.
+        start, end = bounds[0] + dt.timedelta(days=1), bounds[1]
+        if start > end:
+            return
+    dws = run_model(spark, "dws_fuel_station_product_daily", start, end, settings=settings)
+    result.rows["dws_fuel_station_product_daily"] = dws.count()
+    params = {"input_versions": _versions_json(result, tuple(FUEL_TABLES))}
+    ads = run_model(spark, "ads_fuel_inventory_check", start, end, params=params, settings=settings)
+    result.rows["ads_fuel_inventory_check"] = ads.count()
+
+
 def build(
     start: dt.date | None = None, end: dt.date | None = None, *, settings: Settings | None = None
 ) -> BuildResult:
-    """DWD -> DWS -> ADS for [start, end]; raises GateBlocked when a blocking check fails."""
+    """Every domain's DWD -> DWS -> ADS for [start, end]; raises GateBlocked when a blocking
+    check fails."""
     settings = settings or get_settings()
     result = build_dwd(start, end, settings=settings)
     gate_dwd(result, settings)
-    return build_dws_ads(result, settings)
+    build_dws_ads(result, settings)
+    build_fuel(start, end, result, settings)
+    return result

@@ -35,6 +35,12 @@ LAYER_TABLES = (
     "dwd_quarantine",
     "dws_trade_merchant_daily",
     "ads_trade_daily",
+    "dwd_fuel_station",
+    "dwd_fuel_sale",
+    "dwd_fuel_delivery",
+    "dwd_tank_reading",
+    "dws_fuel_station_product_daily",
+    "ads_fuel_inventory_check",
 )
 
 
@@ -89,6 +95,25 @@ def run_demo(
     for r in reasons:
         quarantine.add_row(r["feed"], r["reason_code"], str(r["count"]))
     console.print(quarantine)
+
+    flagged = (
+        tables.read(spark, tables.contract("ads_fuel_inventory_check", settings), settings=settings)
+        .where("flag")
+        .orderBy(F.desc("gap_rate"))
+        .collect()
+    )
+    fuel = Table(
+        "date", "station", "product", "gap (L)", "gap rate", title="疑似漏报: fuel gap over 0.5 %"
+    )
+    for r in flagged[:10]:
+        fuel.add_row(
+            str(r["biz_date"]),
+            r["station_id"],
+            r["product_code"],
+            f"{r['gap_liters']:,.1f}",
+            f"{r['gap_rate']:.2%}",
+        )
+    console.print(fuel)
 
     ok = _print_reconciliation(spark, settings, console)
     ads = tables.table_path(tables.contract("ads_trade_daily", settings), settings)
