@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import io
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,19 +147,35 @@ def _fast_csv(data: bytes, columns: Sequence[str]) -> DeliveryRead | None:
     encoding = "utf-8"
     if data.startswith(codecs.BOM_UTF8):
         data, encoding = data[3:], "utf-8-sig"
+    # Arrow validates UTF-8 as it converts (in C++, without the GIL), so a separate decode pass
+    # is only paid when the bulk read fails: then the file may be GBK, or have a broken line.
+    bulk = _bulk_csv(data, columns, encoding)
+    if bulk is not None or encoding != "utf-8":
+        return bulk
     try:
-        # Strict UTF-8 first: Arrow's own check would choke on a bad line's bytes. ASCII (most
-        # machine exports) is UTF-8 by definition, and isascii() is ~10x cheaper than decode().
-        if not data.isascii():
-            data.decode("utf-8")
+        data.decode("utf-8")
+        return None  # valid UTF-8 that Arrow could not take: the careful reader's turn
     except UnicodeDecodeError:
-        if encoding != "utf-8":
-            return None
-        text, encoding, lossy = decode(data)
-        if lossy or encoding != "gbk":
-            return None
-        data = text.encode("utf-8")  # Arrow reads UTF-8 only: transcode GBK once
-    return _bulk_csv(data, columns, encoding)
+        pass
+    text, encoding, lossy = decode(data)
+    if lossy or encoding != "gbk":
+        return None
+    return _bulk_csv(text.encode("utf-8"), columns, "gbk")  # Arrow reads UTF-8 only
+
+
+def _quiet_undecodable_invalid_rows(unraisable: sys.UnraisableHookArgs) -> None:
+    """Arrow hands an invalid row to our handler as text; when its bytes are not UTF-8 that
+    conversion fails inside Arrow, which reports it as "ignored" and then aborts the read, and
+    we fall back to the careful reader anyway. Only that one report is silenced."""
+    if isinstance(unraisable.exc_value, UnicodeDecodeError) and getattr(
+        unraisable.object, "_citylake_invalid_row", False
+    ):
+        return
+    _previous_unraisablehook(unraisable)
+
+
+_previous_unraisablehook = sys.unraisablehook
+sys.unraisablehook = _quiet_undecodable_invalid_rows
 
 
 def _bulk_csv(data: bytes, columns: Sequence[str], encoding: str) -> DeliveryRead | None:
@@ -167,7 +184,10 @@ def _bulk_csv(data: bytes, columns: Sequence[str], encoding: str) -> DeliveryRea
         return None
     if b'"' in data and any(line.count(b'"') % 2 for line in data.split(b"\n")):
         return None  # a quoted field spans lines, or a stray quote: needs the careful reader
-    header_row = next(csv.reader([data[:header_end].decode("utf-8").rstrip("\r")]))
+    try:
+        header_row = next(csv.reader([data[:header_end].decode("utf-8").rstrip("\r")]))
+    except UnicodeDecodeError:
+        return None
     header = [_header_name(h) for h in header_row]
     if _header_problem(header_row, columns, "") is not None:
         return None
@@ -186,6 +206,7 @@ def _bulk_csv(data: bytes, columns: Sequence[str], encoding: str) -> DeliveryRea
             blanks.append(row.number)
         return "skip"
 
+    invalid._citylake_invalid_row = True  # type: ignore[attr-defined]
     blanks: list[int] = []
     try:
         table = pacsv.read_csv(
