@@ -226,14 +226,29 @@ def build_fuel(
     if log.num_rows == 0:
         return  # no fuel delivery yet: nothing to build, no gate to run
     spark = get_spark(settings)
+    ods = {name: _ods(spark, name, result.input_versions, settings) for name in FUEL_TABLES}
+    build_fuel_layers(ods, start, end, result, settings, gates=True)
+
+
+def build_fuel_layers(
+    ods: dict[str, DataFrame],
+    start: dt.date | None,
+    end: dt.date | None,
+    result: BuildResult,
+    settings: Settings,
+    *,
+    gates: bool,
+) -> None:
+    """The fuel layers from ODS frames (by ODS table name). Without `gates` nothing is checked:
+    tests use that to push hand-made broken rows through every layer."""
+    spark = get_spark(settings)
     contracts = tables.contracts(settings)
-    versions = result.input_versions
     normalized = {
-        ods: normalize(_ods(spark, ods, versions, settings), contracts[dwd]).cache()
-        for ods, dwd in FUEL_TABLES.items()
+        name: normalize(ods[name], contracts[dwd]).cache() for name, dwd in FUEL_TABLES.items()
     }
-    for ods, rows in normalized.items():
-        _gate_rejects(rows, ods, start, end, settings, result)
+    if gates:
+        for name, rows in normalized.items():
+            _gate_rejects(rows, name, start, end, settings, result)
     station_table = contracts["dwd_fuel_station"]
     stations, station_rejects = build_fuel_station(normalized["ods_fuel_stations"], station_table)
     tables.replace(stations, station_table, settings=settings)
@@ -256,7 +271,7 @@ def build_fuel(
         settings=settings,
     )
     spark.catalog.clearCache()
-    for name in ("dwd_fuel_station", *facts):
+    for name in ("dwd_fuel_station", *facts) if gates else ():
         result.gates.append(
             enforce(
                 tables.read(spark, contracts[name], settings=settings),

@@ -21,59 +21,16 @@ from stdnum.cn import uscc
 
 from citylake.settings import Settings
 from pipelines import tables
-from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
+from pipelines.build import BuildResult, build_fuel_layers
+from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES
 from pipelines.generator import generate_city, write_day
 from pipelines.generator.dirt import REJECTED_KINDS
 from pipelines.ingest import ingest_files
-from pipelines.models import run_model
-from pipelines.normalize import normalize
 
 pytestmark = pytest.mark.spark
 
 D0, D1 = dt.date(2024, 11, 4), dt.date(2024, 11, 5)
 GAUGE_NOISE_L = Decimal("0.25")  # per reading (pipelines/generator/fuel.py)
-
-
-def build_fuel_layers(
-    spark: SparkSession,
-    ods: dict[str, DataFrame],
-    start: dt.date,
-    end: dt.date,
-    input_versions: dict[str, int],
-    settings: Settings,
-) -> None:
-    """ODS frames (by ODS table name) -> every fuel DWD table, dwd_quarantine, DWS and ADS."""
-    contracts = tables.contracts(settings)
-    normalized = {
-        name: normalize(ods[name], contracts[dwd]).cache() for name, dwd in FUEL_TABLES.items()
-    }
-    station_table = contracts["dwd_fuel_station"]
-    stations, station_rejects = build_fuel_station(normalized["ods_fuel_stations"], station_table)
-    tables.replace(stations, station_table, settings=settings)
-    fuel = build_fuel_facts(
-        normalized["ods_fuel_sales"],
-        normalized["ods_fuel_deliveries"],
-        normalized["ods_fuel_tank_readings"],
-        tables.read(spark, station_table, settings=settings),
-        contracts,
-    )
-    for rows, name in (
-        (fuel.sales, "dwd_fuel_sale"),
-        (fuel.deliveries, "dwd_fuel_delivery"),
-        (fuel.readings, "dwd_tank_reading"),
-    ):
-        tables.replace(rows, contracts[name], settings=settings)
-    feeds = ", ".join(f"'{f}'" for f in FUEL_FEEDS)
-    tables.replace(
-        station_rejects.unionByName(fuel.quarantine),
-        contracts["dwd_quarantine"],
-        where=f"feed IN ({feeds})",
-        settings=settings,
-    )
-    spark.catalog.clearCache()
-    run_model(spark, "dws_fuel_station_product_daily", start, end, settings=settings)
-    params = {"input_versions": json.dumps(input_versions, sort_keys=True)}
-    run_model(spark, "ads_fuel_inventory_check", start, end, params=params, settings=settings)
 
 
 def _read(spark: SparkSession, name: str, settings: Settings) -> DataFrame:
@@ -201,8 +158,10 @@ def hand_day(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> I
         "ods_fuel_deliveries": _ods_frame(spark, "ods_fuel_deliveries", DELIVERIES),
         "ods_fuel_tank_readings": _ods_frame(spark, "ods_fuel_tank_readings", READINGS),
     }
-    # The frames stand in for ODS tables at version 0 (nothing to time-travel here).
-    build_fuel_layers(spark, ods, D1, D1, dict.fromkeys(FUEL_TABLES, 0), settings)
+    # The frames stand in for ODS tables at version 0 (nothing to time-travel here); no gates,
+    # so the planted broken rows go through every layer to the quarantine.
+    versions = BuildResult(D1, D1, dict.fromkeys(FUEL_TABLES, 0))
+    build_fuel_layers(ods, D1, D1, versions, settings, gates=False)
     yield {
         "ads": {
             (r.station_id, r.product_code): r.asDict()
@@ -355,7 +314,7 @@ def test_generated_city_reproduces_the_fuel_truth(spark: SparkSession, lake: Set
     ods = {name: _read(spark, name, lake) for name in FUEL_TABLES}
     versions = {name: tables.version(spark, tables.contract(name, lake), lake) for name in ods}
     end = start + dt.timedelta(days=days - 1)
-    build_fuel_layers(spark, ods, start, end, versions, lake)
+    build_fuel_layers(ods, start, end, BuildResult(start, end, versions), lake, gates=False)
 
     ads = {
         (r.biz_date, r.station_id, r.product_code): r
