@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pipelines.build import PAYMENT_INPUTS
 from tests import airflow_home
 
 # Airflow reads its configuration on first import: the isolated home must be set up first.
@@ -185,6 +186,8 @@ def test_payment_daily_runs_one_day(airflow_db: Path, spark: SparkSession, lake:
     assert totals.n > 0
     assert totals.gross > 0
     assert totals.net == totals.gross - totals.refund
-    # Every ADS row names the ODS versions that build_dwd pinned and handed down via XCom.
+    # Every ADS row names the versions of its own (payment) ODS inputs that build_dwd pinned
+    # and handed down via XCom.
     versions = [json.loads(r[0]) for r in ads.select("_input_versions").distinct().collect()]
-    assert versions == [state["input_versions"]]
+    pinned = state["input_versions"]
+    assert versions == [{name: pinned[name] for name in PAYMENT_INPUTS}]
