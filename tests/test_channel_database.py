@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -239,22 +240,14 @@ def test_a_crash_then_a_rerun_converges_without_pulling_again(
     # rerun re-delivers that file, which changes nothing.
     load_txns(payments, [txn(i) for i in range(101, 111)])
 
-    def commit_then_crash(batch: staging.StagedBatch, settings: Settings | None = None):
-        ingest_file(
-            batch.path,
-            batch.feed,
-            business_date=batch.business_date,
-            channel=batch.channel,
-            source=batch.source,
-            cursor=batch.cursor,
-            settings=settings,
-        )
+    def commit_then_crash(*args: Any, **kwargs: Any) -> NoReturn:
+        ingest_file(*args, **kwargs)  # the delivery commits; its staged file stays
         raise KeyboardInterrupt("power cut after the commit")
 
-    monkeypatch.setattr(staging, "ingest_batch", commit_then_crash)
+    monkeypatch.setattr(staging, "ingest_file", commit_then_crash)
     with pytest.raises(KeyboardInterrupt):
         pull_database(TXNS, settings=payments)
-    monkeypatch.setattr(staging, "ingest_batch", real_ingest)
+    monkeypatch.setattr(staging, "ingest_file", ingest_file)
     pulled.clear()
     again = pull_database(TXNS, settings=payments)
     assert [(r.delivered, r.already_ingested) for r in again] == [(10, True)]
