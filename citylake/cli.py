@@ -91,6 +91,9 @@ def pull(
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON")] = False,
 ) -> None:
     """Pull feeds from the source database and the government exchange, resuming after a crash."""
+    import psycopg
+
+    from pipelines.channels.exchange import ExchangeError
     from pipelines.channels.pull import PullError, pull_feeds
     from pipelines.ingest import summary_json
 
@@ -103,6 +106,11 @@ def pull(
     except (KeyError, PullError) as exc:
         err.print(f"[red]citylake pull:[/] {escape(str(exc.args[0]))}")
         raise typer.Exit(2) from exc
+    except (ExchangeError, psycopg.OperationalError) as exc:
+        # A source that refuses or is down: committed pulls stand, the next pull resumes.
+        err.print(f"[red]citylake pull: a source failed:[/] {escape(str(exc))}")
+        err.print("is it running? `citylake status` shows the local stand-ins")
+        raise typer.Exit(1) from exc
     if as_json:
         print(summary_json(results))
     else:
