@@ -43,6 +43,7 @@ character of five numbers, both cases, accepted exactly when python-stdnum accep
 | unknown_original | DWD, dwd/pay_transaction.py | test_dwd_row_reason[unknown_original-refund-of-T404] | test_payment_path |
 | missing_refund_of | DWD, dwd/pay_transaction.py | test_dwd_row_reason[missing_refund_of-refund-with-empty-refund_of] | |
 | refund_exceeds_original | DWD, dwd/pay_transaction.py | test_dwd_row_reason[refund_exceeds_original-second-60-of-100] | |
+| net_mismatch | DWD, dwd/settlement.py | test_settlement_row_reason[net_mismatch-net-990-of-1000-minus-6] | test_payment_dwd |
 | header_mismatch | ODS, landing.py | test_ods_reason[header_mismatch-amount-for-amount_fen] | test_landing: test_csv_wrong_header_rejects_every_line, test_xlsx_wrong_header_rejects_every_row |
 | malformed_row | ODS, landing.py | test_ods_reason[malformed_row-csv-truncated-line], [malformed_row-jsonl-unexpected-field] | test_landing: test_csv_truncated_last_line, test_csv_a_row_of_the_wrong_width_is_malformed, … |
 | bad_encoding | ODS, landing.py | test_ods_reason[bad_encoding-invalid-utf8-bytes] | test_landing: test_csv_bytes_invalid_in_utf8_and_gbk_reject_that_line_only |
@@ -70,6 +71,7 @@ from pyspark.sql import SparkSession
 
 from pipelines.dwd.fuel import build_fuel_sale
 from pipelines.dwd.pay_transaction import build_pay_transaction
+from pipelines.dwd.settlement import build_settlement
 from pipelines.landing import read_delivery
 from pipelines.normalize import PARSE_FAILURE, normalize
 from tests.test_normalize import CASES, KNOWN_GAPS, RULE_COLUMNS
@@ -326,6 +328,50 @@ def test_fuel_row_reason(fuel_quarantine: dict[int, dict], case: DwdCase) -> Non
     assert json.loads(row["raw_record"])["sale_id"] == FUEL_SALES[case.line - 2][0]
 
 
+# One pay_settlements page: line 2 reconciles (1,000 − 6 = 994), line 3 does not (990).
+SETTLEMENT_COLUMNS = [c.name for c in CONTRACTS["ods_pay_settlements"].feed_columns]
+SETTLEMENTS = [
+    ["M001", "2024-11-05", "1000", "6", "994", "102", "Y"],
+    ["M002", "2024-11-05", "1000", "6", "990", "102", "N"],
+]
+SETTLEMENT_CASES = [
+    DwdCase("net_mismatch-net-990-of-1000-minus-6", 3, "net_mismatch", "net_fen", "990")
+]
+ROW_CASES = [*DWD_CASES, *FUEL_CASES, *SETTLEMENT_CASES]  # checked by builders, not normalize()
+
+
+@pytest.fixture(scope="module")
+def settlement_quarantine(spark: SparkSession) -> dict[int, dict]:
+    """The quarantine rows of SETTLEMENTS."""
+    table = CONTRACTS["dwd_pay_settlement"]
+    ods = spark.createDataFrame(
+        [(line, *row) for line, row in enumerate(SETTLEMENTS, start=2)],
+        "_source_line bigint, " + ", ".join(f"{c} string" for c in SETTLEMENT_COLUMNS),
+    ).selectExpr(
+        "*",
+        "'d' AS _delivery_id",
+        "date'2024-11-05' AS _business_date",
+        "'page.jsonl' AS _source_file",
+        "now() AS _ingested_at",
+    )
+    _, quarantine = build_settlement(normalize(ods, table), table)
+    return {r.source_line: r.asDict() for r in quarantine.collect()}
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in SETTLEMENT_CASES])
+def test_settlement_row_reason(settlement_quarantine: dict[int, dict], case: DwdCase) -> None:
+    assert sorted(settlement_quarantine) == [case.line], "only the broken row is quarantined"
+    row = settlement_quarantine[case.line]
+    assert (row["reason_code"], row["column_name"], row["bad_value"]) == (
+        case.reason,
+        case.column,
+        case.value,
+    )
+    assert (row["feed"], row["table_name"]) == ("pay_settlements", "dwd_pay_settlement")
+    assert json.loads(row["raw_record"])["merchant_id"] == SETTLEMENTS[case.line - 2][0]
+
+
 # --- completeness ---------------------------------------------------------------------------
 
 
@@ -340,8 +386,7 @@ def test_every_reason_code_is_a_literal_the_audit_can_read() -> None:
 def test_every_emitted_code_has_a_case() -> None:
     emitted = emitted_codes().codes
     covered = {
-        "dwd": {c.reason for c in CASES if c.reason}
-        | {c.reason for c in [*DWD_CASES, *FUEL_CASES]},
+        "dwd": {c.reason for c in CASES if c.reason} | {c.reason for c in ROW_CASES},
         "ods": {r[1] for c in ODS_CASES for r in c.rejects},
     }
     for layer in ("dwd", "ods"):
@@ -376,9 +421,9 @@ def test_every_rule_has_normalizing_and_rejecting_cases(rule: Rule) -> None:
 
 def test_the_audit_tables_name_real_cases() -> None:
     """Every case id the docstring's audit tables name is a case that runs."""
-    ids = {c.id for c in [*CASES, *KNOWN_GAPS, *ODS_CASES, *DWD_CASES, *FUEL_CASES]}
+    ids = {c.id for c in [*CASES, *KNOWN_GAPS, *ODS_CASES, *ROW_CASES]}
     prefixes = {c.reason for c in CASES if c.reason} | {c.id.split("-")[0] for c in CASES}
-    prefixes |= {c.id.split("-")[0] for c in [*ODS_CASES, *DWD_CASES, *FUEL_CASES]}
+    prefixes |= {c.id.split("-")[0] for c in [*ODS_CASES, *ROW_CASES]}
     tokens = {
         token.rstrip(",;")
         for token in re.split(r"[\s|()\[\]`]+", __doc__ or "")
