@@ -8,6 +8,7 @@ Spark ``local[*]`` and Delta tables on local disk under ``./var/lakehouse``.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -132,6 +133,11 @@ class Settings(BaseSettings):
     )
     models_dir: Path = Field(
         default=PROJECT_ROOT / "models", description="SQL models of the DWS and ADS layers."
+    )
+    models_start: dt.date = Field(
+        default=dt.date(2024, 1, 1),
+        description="First day the DWS/ADS models hold: a build fills every day from it that "
+        "was never built (an empty day costs one cheap write).",
     )
     timezone: str = "Asia/Shanghai"
     restatement_days: int = Field(

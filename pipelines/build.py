@@ -16,7 +16,6 @@ versions; the versions are written on each ADS row for time-travel reproduction.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 
 import pyarrow.compute as pc
@@ -29,14 +28,17 @@ from pipelines import tables
 from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
 from pipelines.dwd.merchant import build_merchant
 from pipelines.dwd.pay_transaction import build_pay_transaction
-from pipelines.models import date_range_predicate, run_model
+from pipelines.modeling.runner import build_models
 from pipelines.normalize import normalize
+from pipelines.tables import date_range_predicate
 from quality.gate import GateResult, enforce
 from quality.suites import contract_checks, reject_rate_check
 
 PAYMENT_INPUTS = ("ods_merchant_registry", "ods_pay_transactions")
 # ods_fuel_stations, ods_fuel_sales, ods_fuel_deliveries, ods_fuel_tank_readings
 ODS_INPUTS = (*PAYMENT_INPUTS, *FUEL_TABLES)
+PAYMENT_DWD = ("dwd_pay_transaction",)
+FUEL_DWD = ("dwd_fuel_sale", "dwd_fuel_delivery", "dwd_tank_reading")
 
 
 @dataclass
@@ -179,29 +181,41 @@ def gate_dwd(result: BuildResult, settings: Settings | None = None) -> None:
         )
 
 
-def _versions_json(result: BuildResult, inputs: tuple[str, ...]) -> str:
-    """The pinned versions of a domain's own inputs, as stamped on its ADS rows."""
-    return json.dumps({name: result.input_versions[name] for name in inputs}, sort_keys=True)
-
-
 def _range(result: BuildResult, column: str) -> str | None:
     if result.start is None or result.end is None:
         return None
     return date_range_predicate(column, result.start, result.end)
 
 
-def build_dws_ads(result: BuildResult, settings: Settings | None = None) -> BuildResult:
+def _domain_versions(result: BuildResult) -> dict[str, dict[str, int]]:
+    """Per domain, the pinned versions of its own ODS inputs, as stamped on its ADS rows."""
+    domains = {"payment": PAYMENT_INPUTS, "fuel": tuple(FUEL_TABLES)}
+    return {
+        domain: {name: result.input_versions[name] for name in inputs}
+        for domain, inputs in domains.items()
+        if all(name in result.input_versions for name in inputs)
+    }
+
+
+def build_dws_ads(
+    result: BuildResult,
+    settings: Settings | None = None,
+    rebuilt: tuple[str, ...] = PAYMENT_DWD,
+) -> BuildResult:
+    """DWS and ADS downstream of the `rebuilt` DWD tables for [result.start, result.end]."""
     settings = settings or get_settings()
-    spark = get_spark(settings)
     if result.start is None or result.end is None:
         return result  # nothing in DWD yet
-    dws = run_model(spark, "dws_trade_merchant_daily", result.start, result.end, settings=settings)
-    result.rows["dws_trade_merchant_daily"] = dws.count()
-    params = {"input_versions": _versions_json(result, PAYMENT_INPUTS)}
-    ads = run_model(
-        spark, "ads_trade_daily", result.start, result.end, params=params, settings=settings
+    touched = build_models(
+        rebuilt, [(result.start, result.end)], _domain_versions(result), settings
     )
-    result.rows["ads_trade_daily"] = ads.count()
+    spark = get_spark(settings)
+    for name in touched:
+        table = tables.contract(name, settings)
+        rows = tables.read(spark, table, settings=settings)
+        if "biz_date" in table.partition_by:
+            rows = rows.where(date_range_predicate("biz_date", result.start, result.end))
+        result.rows[name] = rows.count()
     result.ads_path = tables.table_path(tables.contract("ads_trade_daily", settings), settings)
     return result
 
@@ -289,15 +303,10 @@ def build_fuel_layers(
         )
         if bounds[0] is None:
             return  # no fuel data yet
-        # The first day has no opening stock (no reading the evening before): start after it.
-        start, end = bounds[0] + dt.timedelta(days=1), bounds[1]
-        if start > end:
-            return
-    dws = run_model(spark, "dws_fuel_station_product_daily", start, end, settings=settings)
-    result.rows["dws_fuel_station_product_daily"] = dws.count()
-    params = {"input_versions": _versions_json(result, tuple(FUEL_TABLES))}
-    ads = run_model(spark, "ads_fuel_inventory_check", start, end, params=params, settings=settings)
-    result.rows["ads_fuel_inventory_check"] = ads.count()
+        start, end = bounds[0], bounds[1]
+    fuel = BuildResult(start, end, result.input_versions, gates=result.gates)
+    build_dws_ads(fuel, settings, rebuilt=FUEL_DWD)
+    result.rows |= fuel.rows
 
 
 def build(

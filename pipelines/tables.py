@@ -12,6 +12,7 @@ the same Delta protocol (reader 1 / writer 2) and the same idempotent-transactio
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
@@ -251,3 +252,8 @@ def conform_arrow(data: pa.Table, table: TableContract) -> pa.Table:
     if missing:
         raise ValueError(f"{table.name}: the data lacks contract columns {missing}")
     return pa.table({c.name: data[c.name].cast(_ARROW_TYPES[c.type]) for c in table.columns})
+
+
+def date_range_predicate(column: str, start: dt.date, end: dt.date) -> str:
+    """SQL for `column` within [start, end]: the rows one build of a range replaces."""
+    return f"{column} >= '{start.isoformat()}' AND {column} <= '{end.isoformat()}'"

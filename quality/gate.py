@@ -118,7 +118,7 @@ def validate(
         for r in outcome.results
     ]
     result = GateResult(gate=gate, table=table, rows=rows, checks=results)
-    _record(result, settings or get_settings())
+    record(result, settings or get_settings())
     return result
 
 
@@ -161,7 +161,7 @@ def alert_for(result: GateResult) -> Alert:
     )
 
 
-def _record(result: GateResult, settings: Settings) -> None:
+def record(result: GateResult, settings: Settings) -> None:
     log = settings.var_dir / "quality" / "gate_runs.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as fh:

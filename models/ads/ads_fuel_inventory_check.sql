@@ -10,8 +10,8 @@ WITH checked AS (
     CASE WHEN gauge_complete
       THEN CAST(opening_liters + delivered_liters - sold_liters - closing_liters AS DECIMAL(18,3))
     END AS gap_liters
-  FROM dws_fuel_station_product_daily
-  WHERE biz_date BETWEEN start_date AND end_date
+  FROM dws.dws_fuel_station_product_daily
+  WHERE biz_date BETWEEN @start_date AND @end_date
 ),
 rated AS (
   SELECT
@@ -33,5 +33,5 @@ SELECT
   gap_rate,
   COALESCE(gap_rate > 0.005, false)  AS flag,
   current_timestamp()                AS _computed_at,
-  input_versions                     AS _input_versions
+  @input_versions('fuel') AS _input_versions
 FROM rated

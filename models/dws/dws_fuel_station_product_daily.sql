@@ -1,7 +1,7 @@
 -- Fuel balance per station, product and day: the terms of ads_fuel_inventory_check.
 -- A tank's stock at the end of a day is its last reading of that day (the generator's and the
 -- gauges' 23:59:59 日结 reading); a product's stock sums the station's tanks of that product.
--- Opening is the previous day's closing, so readings are read from the day before start_date.
+-- Opening is the previous day's closing, so readings are read from the day before the first day built.
 -- A station-product-day appears when anything happened: a sale, a delivery or a reading on the
 -- day or the day before (a gauge that fell silent shows as a row without closing).
 WITH last_reading AS (
@@ -12,8 +12,8 @@ WITH last_reading AS (
       ROW_NUMBER() OVER (
         PARTITION BY biz_date, station_id, tank_id ORDER BY reading_time DESC
       ) AS latest
-    FROM dwd_tank_reading
-    WHERE biz_date BETWEEN date_sub(start_date, 1) AND end_date
+    FROM dwd.dwd_tank_reading
+    WHERE biz_date BETWEEN date_sub(@start_date, 1) AND @end_date
   )
   WHERE latest = 1
 ),
@@ -32,14 +32,14 @@ opening AS (
 ),
 sold AS (
   SELECT biz_date, station_id, product_code, SUM(liters) AS liters
-  FROM dwd_fuel_sale
-  WHERE biz_date BETWEEN start_date AND end_date
+  FROM dwd.dwd_fuel_sale
+  WHERE biz_date BETWEEN @start_date AND @end_date
   GROUP BY biz_date, station_id, product_code
 ),
 delivered AS (
   SELECT biz_date, station_id, product_code, SUM(liters) AS liters
-  FROM dwd_fuel_delivery
-  WHERE biz_date BETWEEN start_date AND end_date
+  FROM dwd.dwd_fuel_delivery
+  WHERE biz_date BETWEEN @start_date AND @end_date
   GROUP BY biz_date, station_id, product_code
 ),
 grain AS (
@@ -66,4 +66,4 @@ LEFT JOIN opening o   USING (biz_date, station_id, product_code)
 LEFT JOIN stock c     USING (biz_date, station_id, product_code)
 LEFT JOIN sold s      USING (biz_date, station_id, product_code)
 LEFT JOIN delivered d USING (biz_date, station_id, product_code)
-WHERE g.biz_date BETWEEN start_date AND end_date
+WHERE g.biz_date BETWEEN @start_date AND @end_date

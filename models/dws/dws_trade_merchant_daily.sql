@@ -11,6 +11,6 @@ SELECT
   SUM(gross_fen)                            AS gross_fen,
   SUM(refund_fen)                           AS refund_fen,
   SUM(gross_fen) - SUM(refund_fen)          AS net_fen
-FROM dwd_pay_transaction
-WHERE booked_date BETWEEN start_date AND end_date
+FROM dwd.dwd_pay_transaction
+WHERE booked_date BETWEEN @start_date AND @end_date
 GROUP BY booked_date, merchant_id, district_code, sector, booked_channel
