@@ -16,6 +16,7 @@ versions; the versions are written on each ADS row for time-travel reproduction.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow.compute as pc
@@ -25,18 +26,22 @@ from pyspark.sql import DataFrame, SparkSession
 from citylake.settings import Settings, get_settings
 from citylake.spark import get_spark
 from pipelines import tables
+from pipelines.dwd.dimensions import build_district, build_industry, build_mcc
+from pipelines.dwd.enterprise import build_enterprise
 from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
 from pipelines.dwd.merchant import build_merchant
+from pipelines.dwd.order import build_merchant_order
 from pipelines.dwd.pay_transaction import build_pay_transaction
-from pipelines.modeling.runner import build_models
+from pipelines.dwd.settlement import build_settlement
+from pipelines.dwd.tax import build_social_insurance, build_tax_monthly
+from pipelines.modeling.runner import build_models, day_runs
 from pipelines.normalize import normalize
 from pipelines.tables import date_range_predicate
 from quality.gate import GateResult, enforce
 from quality.suites import contract_checks, reject_rate_check
+from warehouse_layers.contract import TableContract
 
 PAYMENT_INPUTS = ("ods_merchant_registry", "ods_pay_transactions")
-# ods_fuel_stations, ods_fuel_sales, ods_fuel_deliveries, ods_fuel_tank_readings
-ODS_INPUTS = (*PAYMENT_INPUTS, *FUEL_TABLES)
 PAYMENT_DWD = ("dwd_pay_transaction",)
 FUEL_DWD = ("dwd_fuel_sale", "dwd_fuel_delivery", "dwd_tank_reading")
 
@@ -49,13 +54,16 @@ class BuildResult:
     rows: dict[str, int] = field(default_factory=dict)  # table -> rows written in the range
     quarantined: dict[str, int] = field(default_factory=dict)  # feed -> rows in dwd_quarantine
     gates: list[GateResult] = field(default_factory=list)
+    days: set[dt.date] = field(default_factory=set)  # days outside [start, end] rebuilt too
     ads_path: str = ""
 
 
 def pin_inputs(spark: SparkSession, settings: Settings) -> dict[str, int]:
+    """The current Delta version of every feed's ODS table: what this build reads."""
     return {
-        name: tables.version(spark, tables.contract(name, settings), settings)
-        for name in ODS_INPUTS
+        name: tables.version(spark, table, settings)
+        for name, table in tables.contracts(settings).items()
+        if table.feed is not None
     }
 
 
@@ -142,13 +150,23 @@ def build_dwd(
         start, end = bounds[0], bounds[1]
         result.start, result.end = start, end
     if start is not None and end is not None:
-        in_range = facts.where(date_range_predicate("booked_date", start, end))
-        tables.replace(
-            in_range,
-            dwd_txn,
-            where=date_range_predicate("booked_date", start, end),
-            settings=settings,
+        where = date_range_predicate("booked_date", start, end)
+        # A refund or reversal delivered in the range books back on its original's day, which
+        # may lie before the range: those days are rewritten too (and restated downstream).
+        delivered = txn_norm.where(date_range_predicate("_business_date", start, end))
+        late = sorted(
+            r[0]
+            for r in facts.join(delivered.select("txn_id").distinct(), "txn_id", "left_semi")
+            .where(f"NOT ({where})")
+            .select("booked_date")
+            .distinct()
+            .collect()
         )
+        if late:
+            where = f"({where}) OR {_in_list('booked_date', late)}"
+            result.days |= set(late)
+        in_range = facts.where(where)
+        tables.replace(in_range, dwd_txn, where=where, settings=settings)
         result.rows["dwd_pay_transaction"] = in_range.count()  # from the cache, not a re-read
     # Quarantine is a function of all of ODS: rebuilt whole for these feeds, in one commit.
     tables.replace(
@@ -187,16 +205,6 @@ def _range(result: BuildResult, column: str) -> str | None:
     return date_range_predicate(column, result.start, result.end)
 
 
-def _domain_versions(result: BuildResult) -> dict[str, dict[str, int]]:
-    """Per domain, the pinned versions of its own ODS inputs, as stamped on its ADS rows."""
-    domains = {"payment": PAYMENT_INPUTS, "fuel": tuple(FUEL_TABLES)}
-    return {
-        domain: {name: result.input_versions[name] for name in inputs}
-        for domain, inputs in domains.items()
-        if all(name in result.input_versions for name in inputs)
-    }
-
-
 def build_dws_ads(
     result: BuildResult,
     settings: Settings | None = None,
@@ -206,9 +214,10 @@ def build_dws_ads(
     settings = settings or get_settings()
     if result.start is None or result.end is None:
         return result  # nothing in DWD yet
-    touched = build_models(
-        rebuilt, [(result.start, result.end)], _domain_versions(result), settings
-    )
+    span = (result.end - result.start).days + 1
+    days = {result.start + dt.timedelta(days=i) for i in range(span)}
+    runs = day_runs(days | result.days)
+    touched = build_models(rebuilt, runs, result.input_versions, settings)
     spark = get_spark(settings)
     for name in touched:
         table = tables.contract(name, settings)
@@ -220,31 +229,28 @@ def build_dws_ads(
     return result
 
 
-def build_fuel(
-    start: dt.date | None,
-    end: dt.date | None,
-    result: BuildResult,
-    settings: Settings | None = None,
-) -> None:
-    """Fuel supervision: ODS -> DWD (behind the ODS→DWD gate) -> gate -> DWS -> ADS.
+def build_fuel_dwd(
+    start: dt.date | None, end: dt.date | None, result: BuildResult, settings: Settings
+) -> bool:
+    """Fuel supervision's DWD behind its gates; False when no fuel feed ever delivered.
 
     The fuel DWD tables are rebuilt whole (a re-delivered sale or a late reading may touch any
-    day); DWS and ADS for [start, end], or for every day with fuel facts when no range is given.
+    day and the balance needs the day before); DWS and ADS follow for the build's days.
     """
-    settings = settings or get_settings()
     log = tables.read_native(
         tables.contract("ods_delivery_log", settings),
         pc.field("feed").isin(list(FUEL_FEEDS)),
         settings,
     )
     if log.num_rows == 0:
-        return  # no fuel delivery yet: nothing to build, no gate to run
+        return False  # no fuel delivery yet: nothing to build, no gate to run
     spark = get_spark(settings)
     ods = {name: _ods(spark, name, result.input_versions, settings) for name in FUEL_TABLES}
-    build_fuel_layers(ods, start, end, result, settings, gates=True)
+    fuel_dwd(ods, start, end, result, settings, gates=True)
+    return True
 
 
-def build_fuel_layers(
+def fuel_dwd(
     ods: dict[str, DataFrame],
     start: dt.date | None,
     end: dt.date | None,
@@ -253,8 +259,8 @@ def build_fuel_layers(
     *,
     gates: bool,
 ) -> None:
-    """The fuel layers from ODS frames (by ODS table name). Without `gates` nothing is checked:
-    tests use that to push hand-made broken rows through every layer."""
+    """The fuel DWD tables from ODS frames (by ODS table name). Without `gates` nothing is
+    checked: tests use that to push hand-made broken rows through every layer."""
     spark = get_spark(settings)
     contracts = tables.contracts(settings)
     normalized = {
@@ -295,18 +301,147 @@ def build_fuel_layers(
                 settings=settings,
             )
         )
+
+
+def fuel_days(settings: Settings) -> tuple[dt.date, dt.date] | None:
+    """First and last day with tank readings."""
+    spark = get_spark(settings)
+    bounds = (
+        tables.read(spark, tables.contract("dwd_tank_reading", settings), settings=settings)
+        .agg(F.min("biz_date"), F.max("biz_date"))
+        .first()
+    )
+    return None if bounds[0] is None else (bounds[0], bounds[1])
+
+
+def build_fuel_layers(
+    ods: dict[str, DataFrame],
+    start: dt.date | None,
+    end: dt.date | None,
+    result: BuildResult,
+    settings: Settings,
+    *,
+    gates: bool,
+) -> None:
+    """Fuel DWD from ODS frames, then its DWS and ADS for [start, end] (all days when None)."""
+    fuel_dwd(ods, start, end, result, settings, gates=gates)
     if start is None or end is None:
-        bounds = (
-            tables.read(spark, contracts["dwd_tank_reading"], settings=settings)
-            .agg(F.min("biz_date"), F.max("biz_date"))
-            .first()
-        )
-        if bounds[0] is None:
+        days = fuel_days(settings)
+        if days is None:
             return  # no fuel data yet
-        start, end = bounds[0], bounds[1]
+        start, end = days
     fuel = BuildResult(start, end, result.input_versions, gates=result.gates)
     build_dws_ads(fuel, settings, rebuilt=FUEL_DWD)
     result.rows |= fuel.rows
+
+
+def _delivered(feed: str, settings: Settings) -> bool:
+    log = tables.read_native(
+        tables.contract("ods_delivery_log", settings), pc.field("feed") == feed, settings
+    )
+    return log.num_rows > 0
+
+
+def _in_list(column: str, values: list) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+def refresh_fact(
+    ods_name: str,
+    dwd_name: str,
+    builder: Callable[[DataFrame, TableContract], tuple[DataFrame, DataFrame]],
+    start: dt.date | None,
+    end: dt.date | None,
+    result: BuildResult,
+    settings: Settings,
+) -> bool:
+    """One feed's DWD table behind the ODS→DWD gate; False when the feed never delivered.
+
+    A partitioned table rewrites only the partitions that the deliveries of [start, end]
+    touch (a superseding tax delivery for 202405 delivered in July rewrites 202405); an
+    unpartitioned one (a dimension with history) is rewritten whole. The feed's quarantine is
+    a function of all its deliveries and is rewritten with it, in one commit.
+    """
+    ods = tables.contract(ods_name, settings)
+    assert ods.feed is not None
+    if not _delivered(ods.feed.name, settings):
+        return False
+    spark = get_spark(settings)
+    table = tables.contract(dwd_name, settings)
+    normalized = normalize(_ods(spark, ods_name, result.input_versions, settings), table).cache()
+    _gate_rejects(normalized, ods_name, start, end, settings, result)
+    rows, rejects = builder(normalized, table)
+    column = table.partition_by[0] if table.partition_by else None
+    if column is None or start is None or end is None:
+        tables.replace(rows, table, settings=settings)
+    else:
+        key = list(ods.feed.key)
+        delivered = normalized.where(date_range_predicate("_business_date", start, end)).select(
+            *key
+        )
+        touched = [
+            r[0]
+            for r in rows.join(delivered.distinct(), key, "left_semi")
+            .select(column)
+            .distinct()
+            .collect()
+            if r[0] is not None
+        ]
+        if touched:
+            where = _in_list(column, sorted(touched))
+            tables.replace(rows.where(where), table, where=where, settings=settings)
+    tables.replace(
+        rejects,
+        tables.contract("dwd_quarantine", settings),
+        where=f"feed = '{ods.feed.name}'",
+        settings=settings,
+    )
+    spark.catalog.clearCache()
+    result.gates.append(
+        enforce(
+            tables.read(spark, table, settings=settings),
+            contract_checks(table),
+            gate="dwd→dws",
+            table=dwd_name,
+            settings=settings,
+        )
+    )
+    return True
+
+
+# ODS table -> (DWD table, builder) of the feeds whose DWD is one table of their own.
+FEED_FACTS = {
+    "ods_gov_enterprise_registry": ("dwd_enterprise", build_enterprise),
+    "ods_gov_tax_monthly": ("dwd_tax_monthly", build_tax_monthly),
+    "ods_gov_social_insurance": ("dwd_social_insurance", build_social_insurance),
+    "ods_pay_settlements": ("dwd_pay_settlement", build_settlement),
+    "ods_merchant_orders": ("dwd_merchant_order", build_merchant_order),
+}
+
+
+def build_feed_facts(
+    start: dt.date | None, end: dt.date | None, result: BuildResult, settings: Settings
+) -> list[str]:
+    """Government facts, settlements and platform orders, then the conformed dimensions."""
+    rebuilt = [
+        dwd
+        for ods, (dwd, builder) in FEED_FACTS.items()
+        if refresh_fact(ods, dwd, builder, start, end, result, settings)
+    ]
+    spark = get_spark(settings)
+    contracts = tables.contracts(settings)
+    dims = {
+        "dwd_dim_district": build_district(spark, contracts["dwd_dim_district"]),
+        "dwd_dim_mcc": build_mcc(spark, contracts["dwd_dim_mcc"]),
+    }
+    codes = tables.read(spark, contracts["dwd_merchant"], settings=settings).select("industry_code")
+    if "dwd_enterprise" in rebuilt:
+        enterprises = tables.read(spark, contracts["dwd_enterprise"], settings=settings)
+        codes = codes.unionByName(enterprises.select("industry_code"))
+    dims["dwd_dim_industry"] = build_industry(codes.distinct(), contracts["dwd_dim_industry"])
+    for name, rows in dims.items():
+        tables.replace(rows, contracts[name], settings=settings)
+    return [*rebuilt, *dims]
 
 
 def build(
@@ -317,6 +452,13 @@ def build(
     settings = settings or get_settings()
     result = build_dwd(start, end, settings=settings)
     gate_dwd(result, settings)
-    build_dws_ads(result, settings)
-    build_fuel(start, end, result, settings)
+    rebuilt = [*PAYMENT_DWD, "dwd_merchant"]
+    rebuilt += build_feed_facts(start, end, result, settings)
+    if build_fuel_dwd(start, end, result, settings):
+        rebuilt += [*FUEL_DWD, "dwd_fuel_station"]
+        if start is None or end is None:  # every day with facts: payment's and fuel's
+            spans = [d for d in [(result.start, result.end), fuel_days(settings)] if d and d[0]]
+            if spans:
+                result.start, result.end = min(a for a, _ in spans), max(b for _, b in spans)
+    build_dws_ads(result, settings, rebuilt=tuple(rebuilt))
     return result

@@ -33,5 +33,5 @@ SELECT
   gap_rate,
   COALESCE(gap_rate > 0.005, false)  AS flag,
   current_timestamp()                AS _computed_at,
-  @input_versions('fuel') AS _input_versions
+  @input_versions() AS _input_versions
 FROM rated

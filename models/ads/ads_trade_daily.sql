@@ -11,7 +11,7 @@ SELECT
   SUM(net_fen)                                                 AS net_fen,
   COUNT(DISTINCT CASE WHEN success_count > 0 THEN merchant_id END) AS active_merchants,
   current_timestamp()                                          AS _computed_at,
-  @input_versions('payment') AS _input_versions
+  @input_versions() AS _input_versions
 FROM dws.dws_trade_merchant_daily
 WHERE biz_date BETWEEN @start_date AND @end_date
 GROUP BY biz_date, district_code, sector, channel

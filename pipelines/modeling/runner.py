@@ -29,6 +29,7 @@ from pipelines.modeling.headers import MODEL_LAYERS
 from pipelines.modeling.project import context
 from quality.alerts import notify
 from quality.gate import CheckResult, GateBlocked, GateResult, alert_for, record
+from warehouse_layers.contract import TableContract
 
 
 def day_runs(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
@@ -42,16 +43,24 @@ def day_runs(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
     return runs
 
 
+def ods_ancestors(name: str, contracts: dict[str, TableContract]) -> set[str]:
+    """The ODS tables `name` is built from, following the contracts' `upstream` links."""
+    table = contracts[name]
+    if table.layer == "ods":
+        return {name}
+    return {o for parent in table.upstream for o in ods_ancestors(parent, contracts)}
+
+
 def build_models(
     rebuilt: Sequence[str],
     runs: Sequence[tuple[dt.date, dt.date]],
-    input_versions: dict[str, dict[str, int]],
+    input_versions: dict[str, int],
     settings: Settings,
 ) -> list[str]:
     """Restate the models downstream of the `rebuilt` DWD tables over each run of days.
 
-    `input_versions` maps a domain to the ODS versions its ADS rows carry. Returns the model
-    tables the plans touched.
+    `input_versions` are the ODS versions the build pinned; each ADS row carries those of its
+    own ODS ancestors. Returns the model tables the plans touched.
     """
     if not rebuilt or not runs:
         return []
@@ -61,8 +70,9 @@ def build_models(
     models = {m.name.split(".")[-1] for m in ctx.models.values()}
     rebuilt = [name for name in rebuilt if name in models]  # DWD tables that some model reads
     register_tables(spark, [contracts[name] for name in sorted(models)], settings)
-    for domain, versions in input_versions.items():
-        spark.conf.set(f"citylake.input_versions.{domain}", json.dumps(versions, sort_keys=True))
+    for name in models:  # each model's ODS ancestors at the versions this build read
+        pins = {o: input_versions[o] for o in ods_ancestors(name, contracts) if o in input_versions}
+        spark.conf.set(f"citylake.input_versions.{name}", json.dumps(pins, sort_keys=True))
     owned = [contracts[n] for n in sorted(models) if contracts[n].layer in MODEL_LAYERS]
     before = {t.name: tables.version(spark, t, settings) for t in owned}
     touched = sorted(
