@@ -356,3 +356,44 @@ def contracts_docs(
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+models_app = typer.Typer(help="The DWS/ADS models (SQLMesh) in models/.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("test")
+def models_test() -> None:
+    """Run every model's YAML unit tests (in-memory DuckDB, no JVM)."""
+    from pipelines.modeling.project import context
+
+    result = context(get_settings(), offline=True).test()
+    if not result.wasSuccessful():
+        raise typer.Exit(1)
+    console.print(f"[green]{result.testsRun} model tests passed[/]")
+
+
+@models_app.command("lineage")
+def models_lineage(
+    table: Annotated[str | None, typer.Argument(help="Only edges into this table")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, for tools")] = False,
+) -> None:
+    """Column lineage into the DWS/ADS tables: one upstream column -> model column per line."""
+    from pipelines.modeling.lineage import column_lineage
+
+    for edge in column_lineage(get_settings()):
+        if table and edge.target.split(".")[1] != table:
+            continue
+        if as_json:
+            print(json.dumps({"source": edge.source, "target": edge.target}))
+        else:
+            print(f"{edge.source} -> {edge.target}")
+
+
+@models_app.command("header")
+def models_header(name: str) -> None:
+    """The SQLMesh MODEL header a table's contract generates (kind, columns, audits)."""
+    from pipelines.modeling.headers import header
+    from pipelines.tables import contract
+
+    print(header(contract(name)), end="")

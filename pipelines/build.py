@@ -37,8 +37,8 @@ from pipelines.dwd.tax import build_social_insurance, build_tax_monthly
 from pipelines.modeling.runner import build_models, day_runs
 from pipelines.normalize import normalize
 from pipelines.tables import date_range_predicate
-from quality.gate import GateResult, enforce
-from quality.suites import contract_checks, reject_rate_check
+from quality.gate import GateResult, enforce, enforce_share
+from quality.suites import contract_checks, reject_rate_name
 from warehouse_layers.contract import TableContract
 
 PAYMENT_INPUTS = ("ods_merchant_registry", "ods_pay_transactions")
@@ -93,26 +93,15 @@ def _gate_rejects(
     scope = normalized
     if start and end:
         scope = scope.where(date_range_predicate("_business_date", start, end))
-    candidate = scope.select(F.col("_reject.code").alias("_reject_code"))
-
-    def reasons() -> str:  # GX only samples the offending rows; the producer needs them all
-        rows = (
-            candidate.where(F.col("_reject_code").isNotNull())
-            .groupBy("_reject_code")
-            .count()
-            .orderBy(F.desc("count"), "_reject_code")
-            .collect()
-        )
-        return "quarantine reasons: " + ", ".join(f"{r[0]} {r[1]}" for r in rows)
-
+    counts = {r[0]: r[1] for r in scope.groupBy(F.col("_reject.code")).count().collect()}
     result.gates.append(
-        enforce(
-            candidate,
-            [reject_rate_check(ods.feed.max_reject_rate)],
+        enforce_share(
+            reject_rate_name(ods.feed.max_reject_rate),
+            counts,
+            ods.feed.max_reject_rate,
             gate="ods→dwd",
             table=ods_name,
             settings=settings,
-            explain=reasons,
         )
     )
 

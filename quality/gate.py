@@ -149,6 +149,48 @@ def enforce(
     return result
 
 
+def enforce_share(
+    check: str,
+    counts: dict[str | None, int],
+    max_share: float,
+    *,
+    gate: str,
+    table: str,
+    settings: Settings | None = None,
+) -> GateResult:
+    """A blocking limit on the share of bad rows, from counts the caller took in one pass.
+
+    `counts` maps each reason (None = a good row) to its rows. The ODS→DWD gate of every feed
+    is this one ratio; one Spark aggregate gives it and every reason's full count, where a GX
+    validation costs seconds of fixed overhead per feed and samples the reasons.
+    """
+    rows = sum(counts.values())
+    bad = {reason: n for reason, n in counts.items() if reason is not None}
+    unexpected = sum(bad.values())
+    share = unexpected / rows if rows else 0.0
+    top = sorted(bad.items(), key=lambda item: (-item[1], item[0]))
+    result = GateResult(
+        gate=gate,
+        table=table,
+        rows=rows,
+        checks=[
+            CheckResult(
+                check=check,
+                severity="block",
+                success=share <= max_share,
+                unexpected_count=unexpected,
+                unexpected_percent=100 * share,
+                examples=[reason for reason, _ in top[:10]],
+            )
+        ],
+        detail="quarantine reasons: " + ", ".join(f"{r} {n}" for r, n in top) if top else None,
+    )
+    record(result, settings or get_settings())
+    if result.blocked:
+        raise GateBlocked(result, notify(alert_for(result), settings))
+    return result
+
+
 def alert_for(result: GateResult) -> Alert:
     return Alert(
         title=f"【数据质量告警】{result.table} 未通过质量门 {result.gate}，已停止向下游发布",
