@@ -369,6 +369,8 @@ def models_test() -> None:
 
     result = context(get_settings(), offline=True).test()
     if not result.wasSuccessful():
+        for test, trace in result.failures + result.errors:
+            err.print(f"[red]FAILED[/] {escape(str(test))}\n{escape(trace)}")
         raise typer.Exit(1)
     console.print(f"[green]{result.testsRun} model tests passed[/]")
 
