@@ -1,0 +1,84 @@
+"""Wall time of ODS → DWD → DWS → ADS for all feeds: one city-day, then a 30-day backfill.
+
+    .venv/bin/python benchmarks/pipeline.py --scale 1 --backfill-days 30
+
+The city's deliveries of every feed (all eleven) are generated and ingested into ODS first
+(not timed as the pipeline: ingestion has its own benchmark, benchmarks/ingest.py), then:
+
+1. one city-day: `build(day, day)` for the day after the first (the first day carries the full
+   registries and a year of tax filings), with every gate and model;
+2. the backfill: `build(first, last)` over all days at once, one restatement per model.
+
+Runs in a throwaway warehouse under ./var/bench-pipeline (deleted first) on the embedded
+defaults. Every delivery is landed as a file here: the channels' own costs are measured in
+the ingest and channel tests, and the warehouse cannot tell the channels apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import time
+from pathlib import Path
+
+START = dt.date(2024, 11, 5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--backfill-days", type=int, default=30)
+    args = parser.parse_args()
+
+    root = Path("var/bench-pipeline").resolve()
+    shutil.rmtree(root, ignore_errors=True)
+    os.environ.update(
+        CITYLAKE_WAREHOUSE=str(root / "lakehouse"),
+        CITYLAKE_LANDING=str(root / "landing"),
+        CITYLAKE_VAR_DIR=str(root),
+    )
+    from citylake.spark import get_spark
+    from pipelines.build import build
+    from pipelines.generator.cityday import FEEDS, generate_city, write_day
+    from pipelines.ingest import ingest_files
+
+    def phase(name: str, began: float, extra: str = "") -> float:
+        took = time.monotonic() - began
+        print(f"{name:<44} {took:8.1f} s {extra}", flush=True)
+        return took
+
+    days = max(2, args.backfill_days)
+    t = time.monotonic()
+    rows = 0
+    for city_day in generate_city(START, days, scale=args.scale):
+        files = write_day(root / "landing", city_day, FEEDS)
+        rows += sum(len(city_day.tables[f]) for f in FEEDS)
+        for feed, path in files.items():
+            ingest_files(feed, [path])
+    phase(f"generate + ingest {days} city-days (ODS)", t, f"({rows:,} rows delivered)")
+
+    t = time.monotonic()
+    get_spark()
+    phase("spark session start", t)
+
+    day = START + dt.timedelta(days=1)
+    t = time.monotonic()
+    build(day, day)
+    one = phase(f"one city-day {day}: ODS → ADS, scale {args.scale:g}", t, "(goal ≤ 60 s)")
+    t = time.monotonic()
+    build(day, day)
+    phase("the same day rebuilt (warm JVM)", t)
+
+    end = START + dt.timedelta(days=days - 1)
+    t = time.monotonic()
+    result = build(START, end)
+    backfill = phase(f"backfill {START} … {end} ({days} days)", t)
+    print(f"{'backfill per city-day':<44} {backfill / days:8.1f} s")
+    print(f"{'one city-day, measured alone':<44} {one:8.1f} s")
+    print("rows written:", {k: v for k, v in sorted(result.rows.items())})
+
+
+if __name__ == "__main__":
+    main()
