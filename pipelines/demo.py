@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pyspark.sql.functions as F
+from pyspark.sql import SparkSession
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -41,6 +42,16 @@ LAYER_TABLES = (
     "dwd_tank_reading",
     "dws_fuel_station_product_daily",
     "ads_fuel_inventory_check",
+    "dwd_enterprise",
+    "dwd_tax_monthly",
+    "dwd_social_insurance",
+    "dwd_pay_settlement",
+    "dwd_merchant_order",
+    "dws_enterprise_monthly",
+    "ads_fund_backflow_monthly",
+    "ads_tax_monthly",
+    "ads_inclusion_candidates",
+    "ads_economy_overview",
 )
 
 
@@ -114,11 +125,52 @@ def run_demo(
             f"{r['gap_rate']:.2%}",
         )
     console.print(fuel)
+    _print_cockpit(spark, settings, console)
 
     ok = _print_reconciliation(spark, settings, console)
     ads = tables.table_path(tables.contract("ads_trade_daily", settings), settings)
     console.print(f"[bold]ADS table ads_trade_daily:[/] {ads}")
     return ok
+
+
+def _print_cockpit(spark: SparkSession, settings: Settings, console: Console) -> None:
+    """The monthly cockpit (经济总览) and the 纳统 candidates, as the ADS tables hold them."""
+
+    def rate(value: float | None) -> str:
+        return "—" if value is None else f"{value:.1%}"
+
+    overview = Table(
+        "month",
+        "net trade (元)",
+        "mom",
+        "active merchants",
+        "new / closed enterprises",
+        "backflow",
+        "tax (元)",
+        title="ads_economy_overview (经济总览)",
+    )
+    months = tables.read(
+        spark, tables.contract("ads_economy_overview", settings), settings=settings
+    )
+    for r in months.orderBy(F.desc("month")).limit(4).collect():
+        overview.add_row(
+            str(r["month"])[:7],
+            "—" if r["trade_net_fen"] is None else f"{r['trade_net_fen'] / 100:,.0f}",
+            rate(r["trade_mom"]),
+            "—" if r["active_merchants"] is None else f"{r['active_merchants']:,}",
+            f"{r['new_enterprises'] or 0} / {r['closed_enterprises'] or 0}",
+            rate(r["backflow_rate"]),
+            "—" if r["tax_total_yuan"] is None else f"{r['tax_total_yuan']:,.0f}",
+        )
+    console.print(overview)
+    candidates = tables.read(
+        spark, tables.contract("ads_inclusion_candidates", settings), settings=settings
+    )
+    stages = candidates.groupBy("year", "stage").count().orderBy("year", "stage").collect()
+    console.print(
+        "纳统 candidates (ads_inclusion_candidates): "
+        + (", ".join(f"{r['year']} {r['stage']} {r['count']}" for r in stages) or "none")
+    )
 
 
 def _deliver_and_ingest(
