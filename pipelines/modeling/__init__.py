@@ -12,3 +12,11 @@ become SQLMesh external models from their contracts, so column lineage reaches D
 - ``runner``: build a date range (fill, restate, roll back on a failed audit);
 - ``lineage``: column lineage from the models, without a JVM.
 """
+
+import os
+
+# SQLMesh loads models and state snapshots in a fork()ed process pool. Forking a process that
+# holds a live JVM (py4j threads, locks) can hang the children forever: seen in the test suite
+# in SnapshotCache.get_or_load. One worker makes SQLMesh load in-process. Set before any import
+# of sqlmesh, which reads it at import time (project.py also pins the constant).
+os.environ.setdefault("MAX_FORK_WORKERS", "1")

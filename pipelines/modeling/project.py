@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from sqlmesh import Context
+from sqlmesh.core import constants as sqlmesh_constants
 from sqlmesh.core.config import (
     Config,
     DuckDBConnectionConfig,
@@ -61,6 +62,7 @@ def config(settings: Settings, *, offline: bool = False) -> Config:
 
 
 def context(settings: Settings, *, offline: bool = False) -> Context:
+    sqlmesh_constants.MAX_FORK_WORKERS = 1  # never fork beside a JVM (see __init__)
     # SQLMesh logs every plan step at INFO through the root logger; keep the console for ours.
     logging.getLogger("sqlmesh").setLevel(logging.WARNING)
     return Context(paths=settings.models_dir, config=config(settings, offline=offline))
