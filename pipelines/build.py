@@ -172,20 +172,25 @@ def build_dwd(
 
 
 def gate_dwd(result: BuildResult, settings: Settings | None = None) -> None:
-    """DWD→DWS gate: the DWD tables must satisfy their contracts in the range."""
+    """DWD→DWS gate: the payment DWD tables must satisfy their contracts where rebuilt."""
     settings = settings or get_settings()
-    spark = get_spark(settings)
-    for name, where in (
-        ("dwd_merchant", None),
-        ("dwd_pay_transaction", _range(result, "booked_date")),
-    ):
-        table = tables.contract(name, settings)
-        df = tables.read(spark, table, settings=settings)
-        if where:
-            df = df.where(where)
-        result.gates.append(
-            enforce(df, contract_checks(table), gate="dwd→dws", table=name, settings=settings)
-        )
+    where = _range(result, "booked_date")
+    if where and result.days:  # the original days that late refunds rewrote
+        where = f"({where}) OR {_in_list('booked_date', sorted(result.days))}"
+    gate_dwd_table("dwd_merchant", result, settings)
+    gate_dwd_table("dwd_pay_transaction", result, settings, where)
+
+
+def gate_dwd_table(
+    name: str, result: BuildResult, settings: Settings, where: str | None = None
+) -> None:
+    """The DWD→DWS gate of one table: its rows (in `where`) must satisfy its contract."""
+    table = tables.contract(name, settings)
+    rows = tables.read(get_spark(settings), table, settings=settings)
+    if where:
+        rows = rows.where(where)
+    checks = contract_checks(table)
+    result.gates.append(enforce(rows, checks, gate="dwd→dws", table=name, settings=settings))
 
 
 def _range(result: BuildResult, column: str) -> str | None:
@@ -281,15 +286,7 @@ def fuel_dwd(
     )
     spark.catalog.clearCache()
     for name in ("dwd_fuel_station", *facts) if gates else ():
-        result.gates.append(
-            enforce(
-                tables.read(spark, contracts[name], settings=settings),
-                contract_checks(contracts[name]),
-                gate="dwd→dws",
-                table=name,
-                settings=settings,
-            )
-        )
+        gate_dwd_table(name, result, settings)
 
 
 def fuel_days(settings: Settings) -> tuple[dt.date, dt.date] | None:
@@ -386,15 +383,7 @@ def refresh_fact(
         settings=settings,
     )
     spark.catalog.clearCache()
-    result.gates.append(
-        enforce(
-            tables.read(spark, table, settings=settings),
-            contract_checks(table),
-            gate="dwd→dws",
-            table=dwd_name,
-            settings=settings,
-        )
-    )
+    gate_dwd_table(dwd_name, result, settings)
     return True
 
 
