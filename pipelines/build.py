@@ -231,12 +231,7 @@ def build_fuel_dwd(
     The fuel DWD tables are rebuilt whole (a re-delivered sale or a late reading may touch any
     day and the balance needs the day before); DWS and ADS follow for the build's days.
     """
-    log = tables.read_native(
-        tables.contract("ods_delivery_log", settings),
-        pc.field("feed").isin(list(FUEL_FEEDS)),
-        settings,
-    )
-    if log.num_rows == 0:
+    if not _delivered(FUEL_FEEDS, settings):
         return False  # no fuel delivery yet: nothing to build, no gate to run
     spark = get_spark(settings)
     ods = {name: _ods(spark, name, result.input_versions, settings) for name in FUEL_TABLES}
@@ -321,9 +316,10 @@ def build_fuel_layers(
     result.rows |= fuel.rows
 
 
-def _delivered(feed: str, settings: Settings) -> bool:
+def _delivered(feeds: tuple[str, ...], settings: Settings) -> bool:
+    """Whether any of `feeds` ever delivered (the delivery log, read without Spark)."""
     log = tables.read_native(
-        tables.contract("ods_delivery_log", settings), pc.field("feed") == feed, settings
+        tables.contract("ods_delivery_log", settings), pc.field("feed").isin(list(feeds)), settings
     )
     return log.num_rows > 0
 
@@ -350,7 +346,7 @@ def refresh_fact(
     """
     ods = tables.contract(ods_name, settings)
     assert ods.feed is not None
-    if not _delivered(ods.feed.name, settings):
+    if not _delivered((ods.feed.name,), settings):
         return False
     spark = get_spark(settings)
     table = tables.contract(dwd_name, settings)

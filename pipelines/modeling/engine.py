@@ -44,7 +44,7 @@ class DeltaSparkConnectionConfig(SparkConnectionConfig):
         return {"spark": get_spark()}
 
 
-# (settings identity, qualified name) -> path registered in this process's catalog
+# schema or `layer.table` -> the location this process's catalog registered for it
 _REGISTERED: dict[str, str] = {}
 
 
@@ -55,7 +55,7 @@ def restore_write_mode(spark: SparkSession) -> None:
 
 
 def register_tables(
-    spark: SparkSession, contracts: t.Iterable[TableContract], settings: Settings
+    spark: SparkSession, contracts: t.Sequence[TableContract], settings: Settings
 ) -> None:
     """Make `<layer>.<table>` name the contract's Delta table at its warehouse path.
 
@@ -76,6 +76,11 @@ def register_tables(
         if _REGISTERED.get(name) == path:
             continue
         if name in _REGISTERED or spark.catalog.tableExists(name):
-            spark.sql(f"DROP TABLE IF EXISTS {name}")  # external: only the name goes
+            if spark.catalog.getTable(name).tableType == "MANAGED":  # DROP would delete its data
+                raise RuntimeError(
+                    f"{name} is a managed table in the session catalog; citylake registers "
+                    f"contract tables at their paths only ({path}). Drop it by hand if it is stale."
+                )
+            spark.sql(f"DROP TABLE {name}")  # external: only the name goes
         spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{path}'")
         _REGISTERED[name] = path

@@ -16,6 +16,7 @@ import typing as t
 from pathlib import Path
 
 from sqlglot import exp
+from sqlmesh.core import dialect as d
 from sqlmesh.core.dialect import parse
 from sqlmesh.core.loader import SqlMeshLoader, get_variables
 from sqlmesh.core.model import Model, create_external_model, load_sql_based_models
@@ -69,7 +70,7 @@ class CitylakeLoader(SqlMeshLoader):
             self._track_file(path)
             query = path.read_text(encoding="utf-8")
             expressions = parse(query, default_dialect=defaults["dialect"])
-            if not expressions or expressions[0].__class__.__name__ != "Model":
+            if not expressions or not isinstance(expressions[0], d.Model):
                 text = header(self._contracts[name]) + query
                 expressions = parse(text, default_dialect=defaults["dialect"])
             for model in load_sql_based_models(expressions, path=path.absolute(), **defaults):
