@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import typing as t
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 from sqlmesh.core.config.connection import SparkConnectionConfig
 from sqlmesh.core.engine_adapter.shared import InsertOverwriteStrategy
@@ -54,6 +55,16 @@ def restore_write_mode(spark: SparkSession) -> None:
     spark.conf.set("spark.sql.sources.partitionOverwriteMode", "static")
 
 
+def _table_type(spark: SparkSession, name: str) -> str | None:
+    """The catalog's type for `name`; None when its data is gone (a test's removed warehouse)."""
+    try:
+        return spark.catalog.getTable(name).tableType
+    except AnalysisException as err:
+        if "DELTA_PATH_DOES_NOT_EXIST" in str(err):  # nothing left that a DROP could delete
+            return None
+        raise
+
+
 def register_tables(
     spark: SparkSession, contracts: t.Sequence[TableContract], settings: Settings
 ) -> None:
@@ -76,7 +87,7 @@ def register_tables(
         if _REGISTERED.get(name) == path:
             continue
         if name in _REGISTERED or spark.catalog.tableExists(name):
-            if spark.catalog.getTable(name).tableType == "MANAGED":  # DROP would delete its data
+            if _table_type(spark, name) == "MANAGED":  # DROP would delete its data
                 raise RuntimeError(
                     f"{name} is a managed table in the session catalog; citylake registers "
                     f"contract tables at their paths only ({path}). Drop it by hand if it is stale."
