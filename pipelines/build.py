@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from citylake.settings import Settings, get_settings
 from citylake.spark import get_spark
 from pipelines import tables
+from pipelines.dwd.affected import affected_rows, keys_of, replace_keys, replace_quarantine
 from pipelines.dwd.dimensions import build_district, build_industry, build_mcc
 from pipelines.dwd.enterprise import build_enterprise
 from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
@@ -106,6 +107,18 @@ def _gate_rejects(
     )
 
 
+# How transactions relate: a refund's `refund_of` and an original's `txn_id` are one namespace,
+# and a changed merchant affects every transaction of it (its district and sector may move).
+TXN_KEYS = {("txn_id",): "txn", ("refund_of",): "txn", ("merchant_id",): "merchant"}
+
+
+def _delivered_in(rows: DataFrame, start: dt.date | None, end: dt.date | None) -> DataFrame:
+    """The ODS rows that deliveries of [start, end] carry (all rows when the range is open)."""
+    if start is None or end is None:
+        return rows
+    return rows.where(date_range_predicate("_business_date", start, end))
+
+
 def build_dwd(
     start: dt.date | None = None,
     end: dt.date | None = None,
@@ -113,58 +126,54 @@ def build_dwd(
     settings: Settings | None = None,
     versions: dict[str, int] | None = None,
 ) -> BuildResult:
-    """ODS -> DWD for the range (None = every day present), behind the ODS→DWD gate."""
+    """ODS -> DWD for the range (None = every day present), behind the ODS→DWD gate.
+
+    The merchant dimension (small, SCD2) is rebuilt whole. Transactions are rebuilt for the
+    rows that the deliveries of the range affect (pipelines/dwd/affected.py); the days those
+    rows book on are rewritten, including days before the range that late refunds book back
+    on (`result.days`, restated downstream).
+    """
     settings = settings or get_settings()
     spark = get_spark(settings)
     versions = versions or pin_inputs(spark, settings)
     result = BuildResult(start, end, versions)
     dwd_merchant = tables.contract("dwd_merchant", settings)
     dwd_txn = tables.contract("dwd_pay_transaction", settings)
-    quarantine = tables.contract("dwd_quarantine", settings)
 
-    merchants_norm = normalize(
-        _ods(spark, "ods_merchant_registry", versions, settings), dwd_merchant
-    ).cache()
-    txn_norm = normalize(_ods(spark, "ods_pay_transactions", versions, settings), dwd_txn).cache()
+    registry = _ods(spark, "ods_merchant_registry", versions, settings)
+    merchants_norm = normalize(registry, dwd_merchant).cache()
     _gate_rejects(merchants_norm, "ods_merchant_registry", start, end, settings, result)
+    transactions = _ods(spark, "ods_pay_transactions", versions, settings)
+    delivered = _delivered_in(transactions, start, end)
+    rows = transactions
+    if start is not None and end is not None:
+        changed = keys_of(
+            _delivered_in(registry, start, end), dwd_merchant, {("merchant_id",): "merchant"}
+        )
+        rows = affected_rows(
+            transactions, delivered, dwd_txn, TXN_KEYS, follow=frozenset({"txn"}), seeds=changed
+        )
+    txn_norm = normalize(rows, dwd_txn).cache()
     _gate_rejects(txn_norm, "ods_pay_transactions", start, end, settings, result)
 
     merchants, merchant_rejects = build_merchant(merchants_norm, dwd_merchant)
     tables.replace(merchants, dwd_merchant, settings=settings)
+    replace_quarantine(merchant_rejects, registry, "merchant_registry", settings)
     merchants = tables.read(spark, dwd_merchant, settings=settings)
     facts, txn_rejects = build_pay_transaction(txn_norm, merchants, dwd_txn)
     facts = facts.cache()
-    if start is None or end is None:
-        bounds = facts.agg(F.min("booked_date"), F.max("booked_date")).first()
-        start, end = bounds[0], bounds[1]
-        result.start, result.end = start, end
+    stale = txn_norm.where(F.col("txn_id").isNotNull()).select("txn_id").distinct()
+    days = replace_keys(facts, stale, dwd_txn, settings)
+    replace_quarantine(txn_rejects, rows, "pay_transactions", settings)
+    if days and (start is None or end is None):
+        start, end = result.start, result.end = days[0], days[-1]
     if start is not None and end is not None:
-        where = date_range_predicate("booked_date", start, end)
-        # A refund or reversal delivered in the range books back on its original's day, which
-        # may lie before the range: those days are rewritten too (and restated downstream).
-        delivered = txn_norm.where(date_range_predicate("_business_date", start, end))
-        late = sorted(
-            r[0]
-            for r in facts.join(delivered.select("txn_id").distinct(), "txn_id", "left_semi")
-            .where(f"NOT ({where})")
-            .select("booked_date")
-            .distinct()
-            .collect()
-        )
-        if late:
-            where = f"({where}) OR {_in_list('booked_date', late)}"
-            result.days |= set(late)
-        in_range = facts.where(where)
-        tables.replace(in_range, dwd_txn, where=where, settings=settings)
-        result.rows["dwd_pay_transaction"] = in_range.count()  # from the cache, not a re-read
-    # Quarantine is a function of all of ODS: rebuilt whole for these feeds, in one commit.
-    tables.replace(
-        merchant_rejects.unionByName(txn_rejects),
-        quarantine,
-        where="feed IN ('merchant_registry', 'pay_transactions')",
-        settings=settings,
-    )
+        result.days = {d for d in days if not start <= d <= end}
+        result.rows["dwd_pay_transaction"] = facts.where(
+            date_range_predicate("booked_date", start, end)
+        ).count()  # from the cache, not a re-read
     spark.catalog.clearCache()  # the frames cached above and inside the DWD builders
+    quarantine = tables.contract("dwd_quarantine", settings)
     counts = tables.read(spark, quarantine, settings=settings).groupBy("feed").count().collect()
     result.quarantined = {r["feed"]: r["count"] for r in counts}
     result.rows["dwd_merchant"] = tables.read(spark, dwd_merchant, settings=settings).count()
@@ -176,7 +185,7 @@ def gate_dwd(result: BuildResult, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     where = _range(result, "booked_date")
     if where and result.days:  # the original days that late refunds rewrote
-        where = f"({where}) OR {_in_list('booked_date', sorted(result.days))}"
+        where = f"({where}) OR {tables.in_list('booked_date', sorted(result.days))}"
     gate_dwd_table("dwd_merchant", result, settings)
     gate_dwd_table("dwd_pay_transaction", result, settings, where)
 
@@ -225,18 +234,22 @@ def build_dws_ads(
 
 def build_fuel_dwd(
     start: dt.date | None, end: dt.date | None, result: BuildResult, settings: Settings
-) -> bool:
-    """Fuel supervision's DWD behind its gates; False when no fuel feed ever delivered.
-
-    The fuel DWD tables are rebuilt whole (a re-delivered sale or a late reading may touch any
-    day and the balance needs the day before); DWS and ADS follow for the build's days.
-    """
+) -> set[dt.date] | None:
+    """Fuel supervision's DWD behind its gates: the days its facts touched, None when no fuel
+    feed ever delivered."""
     if not _delivered(FUEL_FEEDS, settings):
-        return False  # no fuel delivery yet: nothing to build, no gate to run
+        return None  # no fuel delivery yet: nothing to build, no gate to run
     spark = get_spark(settings)
     ods = {name: _ods(spark, name, result.input_versions, settings) for name in FUEL_TABLES}
-    fuel_dwd(ods, start, end, result, settings, gates=True)
-    return True
+    return fuel_dwd(ods, start, end, result, settings, gates=True)
+
+
+# Each fuel fact's key, in its own namespace; a station that (re)appears affects its facts.
+FUEL_FACT_KEYS = {
+    "ods_fuel_sales": ("sale_id",),
+    "ods_fuel_deliveries": ("delivery_id",),
+    "ods_fuel_tank_readings": ("station_id", "tank_id", "reading_time"),
+}
 
 
 def fuel_dwd(
@@ -247,20 +260,39 @@ def fuel_dwd(
     settings: Settings,
     *,
     gates: bool,
-) -> None:
-    """The fuel DWD tables from ODS frames (by ODS table name). Without `gates` nothing is
-    checked: tests use that to push hand-made broken rows through every layer."""
+) -> set[dt.date]:
+    """The fuel DWD tables from ODS frames (by ODS table name): the days the facts touched.
+
+    The station dimension (small, SCD2) is rebuilt whole; each fact for the rows that the
+    deliveries of the range affect, as for transactions. Without `gates` nothing is checked:
+    tests use that to push hand-made broken rows through every layer.
+    """
     spark = get_spark(settings)
     contracts = tables.contracts(settings)
+    station_table = contracts["dwd_fuel_station"]
+    affected = dict(ods)
+    if start is not None and end is not None:
+        changed = keys_of(
+            _delivered_in(ods["ods_fuel_stations"], start, end),
+            station_table,
+            {("station_id",): "station"},
+        )
+        for name, key in FUEL_FACT_KEYS.items():
+            table = contracts[FUEL_TABLES[name]]
+            keys = {key: name, ("station_id",): "station"}
+            delivered = _delivered_in(ods[name], start, end)
+            affected[name] = affected_rows(
+                ods[name], delivered, table, keys, follow=frozenset({name}), seeds=changed
+            )
     normalized = {
-        name: normalize(ods[name], contracts[dwd]).cache() for name, dwd in FUEL_TABLES.items()
+        name: normalize(affected[name], contracts[dwd]).cache() for name, dwd in FUEL_TABLES.items()
     }
     if gates:
         for name, rows in normalized.items():
             _gate_rejects(rows, name, start, end, settings, result)
-    station_table = contracts["dwd_fuel_station"]
     stations, station_rejects = build_fuel_station(normalized["ods_fuel_stations"], station_table)
     tables.replace(stations, station_table, settings=settings)
+    replace_quarantine(station_rejects, ods["ods_fuel_stations"], "fuel_stations", settings)
     fuel = build_fuel_facts(
         normalized["ods_fuel_sales"],
         normalized["ods_fuel_deliveries"],
@@ -268,20 +300,31 @@ def fuel_dwd(
         tables.read(spark, station_table, settings=settings),
         contracts,
     )
-    facts = {"dwd_fuel_sale": fuel.sales, "dwd_fuel_delivery": fuel.deliveries}
-    facts["dwd_tank_reading"] = fuel.readings
+    facts = {
+        "ods_fuel_sales": fuel.sales,
+        "ods_fuel_deliveries": fuel.deliveries,
+        "ods_fuel_tank_readings": fuel.readings,
+    }
+    touched: dict[str, list[dt.date]] = {}
     for name, rows in facts.items():
-        tables.replace(rows, contracts[name], settings=settings)
-    feeds = ", ".join(f"'{f}'" for f in FUEL_FEEDS)
-    tables.replace(
-        station_rejects.unionByName(fuel.quarantine),
-        contracts["dwd_quarantine"],
-        where=f"feed IN ({feeds})",
-        settings=settings,
-    )
+        table = contracts[FUEL_TABLES[name]]
+        key = list(table.primary_key)
+        stale = normalized[name].dropna(subset=key).select(*key).distinct()
+        touched[table.name] = replace_keys(rows, stale, table, settings)
+        feed = contracts[name].feed
+        assert feed is not None
+        rejects = fuel.quarantine.where(F.col("feed") == feed.name)
+        replace_quarantine(rejects, affected[name], feed.name, settings)
     spark.catalog.clearCache()
-    for name in ("dwd_fuel_station", *facts) if gates else ():
-        gate_dwd_table(name, result, settings)
+    if gates:
+        gate_dwd_table("dwd_fuel_station", result, settings)
+        for name, days in touched.items():
+            if days:
+                gate_dwd_table(name, result, settings, tables.in_list("biz_date", days))
+    days = {d for values in touched.values() for d in values}
+    # A day's opening stock is the closing reading of the day before: a rewritten reading
+    # day changes the next day's balance too.
+    return days | {d + dt.timedelta(days=1) for d in touched["dwd_tank_reading"]}
 
 
 def fuel_days(settings: Settings) -> tuple[dt.date, dt.date] | None:
@@ -304,16 +347,42 @@ def build_fuel_layers(
     *,
     gates: bool,
 ) -> None:
-    """Fuel DWD from ODS frames, then its DWS and ADS for [start, end] (all days when None)."""
-    fuel_dwd(ods, start, end, result, settings, gates=gates)
+    """Fuel DWD from ODS frames, then its DWS and ADS for [start, end] (all days when None)
+    and the days before it that late fuel rows touched."""
+    touched = fuel_dwd(ods, start, end, result, settings, gates=gates)
+    _fuel_models(touched, start, end, result, settings)
+
+
+def _fuel_models(
+    touched: set[dt.date],
+    start: dt.date | None,
+    end: dt.date | None,
+    result: BuildResult,
+    settings: Settings,
+) -> None:
+    days = fuel_days(settings)
+    if days is None:
+        return  # no fuel data yet
     if start is None or end is None:
-        days = fuel_days(settings)
-        if days is None:
-            return  # no fuel data yet
         start, end = days
-    fuel = BuildResult(start, end, result.input_versions, gates=result.gates)
+    others = _fuel_restated(touched, start, end, settings)
+    fuel = BuildResult(start, end, result.input_versions, gates=result.gates, days=others)
     build_dws_ads(fuel, settings, rebuilt=FUEL_DWD)
     result.rows |= fuel.rows
+
+
+def _fuel_restated(
+    touched: set[dt.date], start: dt.date, end: dt.date, settings: Settings
+) -> set[dt.date]:
+    """The days outside [start, end] whose balance the fuel rows of a build changed: every
+    earlier one, and a later one only if it was built already (a later day that has not been
+    built yet is built, whole, when its own deliveries come)."""
+    later = sorted(d for d in touched if d > end)
+    if later:
+        ads = tables.contract("ads_fuel_inventory_check", settings)
+        built = tables.read_native(ads, pc.field("biz_date").isin(later), settings)
+        later = set(built.column("biz_date").to_pylist())
+    return {d for d in touched if d < start} | set(later)
 
 
 def _delivered(feeds: tuple[str, ...], settings: Settings) -> bool:
@@ -322,10 +391,6 @@ def _delivered(feeds: tuple[str, ...], settings: Settings) -> bool:
         tables.contract("ods_delivery_log", settings), pc.field("feed").isin(list(feeds)), settings
     )
     return log.num_rows > 0
-
-
-def _in_list(column: str, values: list) -> str:
-    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 def refresh_fact(
@@ -339,10 +404,10 @@ def refresh_fact(
 ) -> bool:
     """One feed's DWD table behind the ODS→DWD gate; False when the feed never delivered.
 
-    A partitioned table rewrites only the partitions that the deliveries of [start, end]
-    touch (a superseding tax delivery for 202405 delivered in July rewrites 202405); an
-    unpartitioned one (a dimension with history) is rewritten whole. The feed's quarantine is
-    a function of all its deliveries and is rewritten with it, in one commit.
+    A partitioned table is rebuilt for the keys that the deliveries of [start, end] carry and
+    rewrites the partitions those keys touch (a superseding tax delivery for 202405 delivered
+    in July rewrites 202405); the DWD→DWS gate checks those partitions. An unpartitioned one
+    (a dimension with history) is rewritten whole.
     """
     ods = tables.contract(ods_name, settings)
     assert ods.feed is not None
@@ -350,36 +415,28 @@ def refresh_fact(
         return False
     spark = get_spark(settings)
     table = tables.contract(dwd_name, settings)
-    normalized = normalize(_ods(spark, ods_name, result.input_versions, settings), table).cache()
-    _gate_rejects(normalized, ods_name, start, end, settings, result)
-    rows, rejects = builder(normalized, table)
+    everything = _ods(spark, ods_name, result.input_versions, settings)
     column = table.partition_by[0] if table.partition_by else None
-    if column is None or start is None or end is None:
-        tables.replace(rows, table, settings=settings)
+    rows = everything
+    if column is not None and start is not None and end is not None:
+        keys = {tuple(table.primary_key): ods.feed.name}
+        delivered = _delivered_in(everything, start, end)
+        rows = affected_rows(everything, delivered, table, keys, follow=frozenset(keys.values()))
+    normalized = normalize(rows, table).cache()
+    _gate_rejects(normalized, ods_name, start, end, settings, result)
+    facts, rejects = builder(normalized, table)
+    where = None
+    if column is None:
+        tables.replace(facts, table, settings=settings)
     else:
-        key = list(ods.feed.key)
-        delivered = normalized.where(date_range_predicate("_business_date", start, end)).select(
-            *key
-        )
-        touched = [
-            r[0]
-            for r in rows.join(delivered.distinct(), key, "left_semi")
-            .select(column)
-            .distinct()
-            .collect()
-            if r[0] is not None
-        ]
-        if touched:
-            where = _in_list(column, sorted(touched))
-            tables.replace(rows.where(where), table, where=where, settings=settings)
-    tables.replace(
-        rejects,
-        tables.contract("dwd_quarantine", settings),
-        where=f"feed = '{ods.feed.name}'",
-        settings=settings,
-    )
+        key = list(table.primary_key)
+        stale = normalized.dropna(subset=key).select(*key).distinct()
+        touched = replace_keys(facts, stale, table, settings)
+        where = tables.in_list(column, touched) if touched else None
+    replace_quarantine(rejects, rows, ods.feed.name, settings)
     spark.catalog.clearCache()
-    gate_dwd_table(dwd_name, result, settings)
+    if column is None or where is not None:  # nothing rewritten: nothing to check
+        gate_dwd_table(dwd_name, result, settings, where)
     return True
 
 
@@ -428,11 +485,14 @@ def build(
     gate_dwd(result, settings)
     rebuilt = [*PAYMENT_DWD, "dwd_merchant"]
     rebuilt += build_feed_facts(start, end, result, settings)
-    if build_fuel_dwd(start, end, result, settings):
+    touched = build_fuel_dwd(start, end, result, settings)
+    fuel_span = fuel_days(settings) if touched is not None else None
+    if touched is not None and fuel_span is not None:
         rebuilt += [*FUEL_DWD, "dwd_fuel_station"]
         if start is None or end is None:  # every day with facts: payment's and fuel's
-            spans = [d for d in [(result.start, result.end), fuel_days(settings)] if d and d[0]]
-            if spans:
-                result.start, result.end = min(a for a, _ in spans), max(b for _, b in spans)
+            spans = [d for d in [(result.start, result.end), fuel_span] if d[0]]
+            result.start, result.end = min(a for a, _ in spans), max(b for _, b in spans)
+        assert result.start is not None and result.end is not None
+        result.days |= _fuel_restated(touched, result.start, result.end, settings)
     build_dws_ads(result, settings, rebuilt=tuple(rebuilt))
     return result

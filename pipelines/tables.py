@@ -257,3 +257,8 @@ def conform_arrow(data: pa.Table, table: TableContract) -> pa.Table:
 def date_range_predicate(column: str, start: dt.date, end: dt.date) -> str:
     """SQL for `column` within [start, end]: the rows one build of a range replaces."""
     return f"{column} >= '{start.isoformat()}' AND {column} <= '{end.isoformat()}'"
+
+
+def in_list(column: str, values: list) -> str:
+    """A predicate for `column` in `values` (dates, periods, codes), for replaceWhere."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"

@@ -162,15 +162,23 @@ def hand_day(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> I
     # so the planted broken rows go through every layer to the quarantine.
     versions = BuildResult(D1, D1, dict.fromkeys(FUEL_TABLES, 0))
     build_fuel_layers(ods, D1, D1, versions, settings, gates=False)
+    # D0's readings came with D1's deliveries, so D0 is restated too; the tests read D1.
     yield {
         "ads": {
             (r.station_id, r.product_code): r.asDict()
-            for r in _read(spark, "ads_fuel_inventory_check", settings).collect()
+            for r in _read(spark, "ads_fuel_inventory_check", settings)
+            .where(F.col("biz_date") == D1)
+            .collect()
         },
         "dws": {
             (r.station_id, r.product_code): r.asDict()
-            for r in _read(spark, "dws_fuel_station_product_daily", settings).collect()
+            for r in _read(spark, "dws_fuel_station_product_daily", settings)
+            .where(F.col("biz_date") == D1)
+            .collect()
         },
+        "built_days": sorted(
+            {r.biz_date for r in _read(spark, "ads_fuel_inventory_check", settings).collect()}
+        ),
         "sales": {r.sale_id: r.asDict() for r in _read(spark, "dwd_fuel_sale", settings).collect()},
         "stations": sorted(
             (r.station_id, r.district_code, r.is_current, r.brand, r.uscc)
@@ -281,6 +289,11 @@ def test_broken_rows_and_unknown_stations_are_quarantined_with_reasons(hand_day:
     )
 
 
+def test_the_day_before_that_late_readings_touched_is_restated_too(hand_day: dict) -> None:
+    # D0's readings arrived with D1's deliveries: D0's balance is rebuilt (opening unknown).
+    assert hand_day["built_days"] == [D0, D1]
+
+
 def test_station_dimension_keeps_history(hand_day: dict) -> None:
     assert hand_day["stations"] == [
         ("ST001", "431102", False, "sinopec", SINOPEC),
@@ -316,10 +329,12 @@ def test_generated_city_reproduces_the_fuel_truth(spark: SparkSession, lake: Set
     end = start + dt.timedelta(days=days - 1)
     build_fuel_layers(ods, start, end, BuildResult(start, end, versions), lake, gates=False)
 
-    ads = {
-        (r.biz_date, r.station_id, r.product_code): r
-        for r in _read(spark, "ads_fuel_inventory_check", lake).collect()
-    }
+    rows = _read(spark, "ads_fuel_inventory_check", lake).collect()
+    # The day before carries only the opening readings that came with the first delivery:
+    # restated with them, but with no opening of its own nothing there can be flagged.
+    assert {r.biz_date for r in rows} == {start - dt.timedelta(days=1), start, end}
+    assert not any(r.flag for r in rows if r.biz_date < start)
+    ads = {(r.biz_date, r.station_id, r.product_code): r for r in rows if r.biz_date >= start}
     assert sorted(ads) == sorted((b.day, b.station_id, b.product) for b in truth)
     for b in truth:
         row = ads[(b.day, b.station_id, b.product)]

@@ -1,0 +1,147 @@
+"""A build normalizes only what its deliveries affect, and its DWD equals a rebuild from all of ODS.
+
+Three days of payment and order deliveries hold every relation that reaches back in time: a
+refund booking on its original's day, a re-delivered transaction, a refund that arrives before
+its original, a transaction that arrives before its merchant, a merchant that moves district,
+refunds that together exceed their original, and an order whose re-delivery moves it to
+another day. Built day by day, the DWD tables and the quarantine must equal one build of all
+days; and the third day's build must read only the lines related to its deliveries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyspark.sql.functions as F
+import pytest
+
+from citylake.settings import Settings
+from pipelines import tables
+from pipelines.build import FEED_FACTS, TXN_KEYS, BuildResult, _ods, build_dwd, refresh_fact
+from pipelines.dwd.affected import LINE, affected_rows, keys_of
+from pipelines.ingest import ingest_file
+from tests.payment_files import MERCHANT_HEADER, TXN_HEADER, merchant, txn, write
+
+pytestmark = pytest.mark.spark
+
+D5, D6, D7 = (dt.date(2024, 11, d) for d in (5, 6, 7))
+ORDER_HEADER = [c.name for c in tables.contract("ods_merchant_orders").feed_columns]
+
+
+def _order(oid: str, time: str, gmv: int, updated: str, status: str = "paid") -> list[str]:
+    return [oid, "M1", "meituan", time, str(gmv), "0", status, updated]
+
+
+REGISTRY = {
+    D5: [merchant("M1", "431102"), merchant("M2", "431103", "retail")],
+    # M3 arrives after its sale of the 5th; M1 moves district at noon on the 6th.
+    D7: [
+        merchant("M3", "431103", updated="2024-11-07T08:00:00+08:00"),
+        merchant("M1", "431103", updated="2024-11-06T12:00:00+08:00"),
+    ],
+}
+TRANSACTIONS = {
+    D5: [
+        txn("T1", "M1", "2024-11-05T12:00:00+08:00", 1000),
+        txn("T2", "M2", "2024-11-05T13:00:00+08:00", 500),
+        txn("T9", "M3", "2024-11-05T14:00:00+08:00", 700),  # merchant unknown until the 7th
+        txn("RX", "M1", "2024-11-05T15:00:00+08:00", 200, status="refund", refund_of="T8"),
+    ],
+    D6: [
+        txn("T3", "M1", "2024-11-06T18:00:00+08:00", 800),  # after M1 moved
+        txn("R1", "M1", "2024-11-06T10:00:00+08:00", 300, status="refund", refund_of="T1"),
+        txn("T2", "M2", "2024-11-05T13:00:00+08:00", 600, updated="2024-11-06T09:00:00+08:00"),
+        txn("T4", "M2", "2024-11-06T11:00:00+08:00", 400),
+    ],
+    D7: [
+        txn("T8", "M1", "2024-11-05T09:00:00+08:00", 900),  # RX's original, two days late
+        txn("T5", "M2", "2024-11-07T10:00:00+08:00", 1000),
+        txn("R2", "M2", "2024-11-07T11:00:00+08:00", 100, status="refund", refund_of="T4"),
+        txn("R3", "M1", "2024-11-07T12:00:00+08:00", 800, status="refund", refund_of="T1"),
+    ],
+}
+ORDERS = {
+    D5: [
+        _order("O1", "2024-11-05T10:00:00+08:00", 5000, "2024-11-05T10:00:00+08:00"),
+        _order("O2", "2024-11-05T11:00:00+08:00", 3000, "2024-11-05T11:00:00+08:00"),
+    ],
+    # O1's corrected time moves it to the 6th: its row must leave the 5th.
+    D6: [_order("O1", "2024-11-06T09:00:00+08:00", 5000, "2024-11-06T09:30:00+08:00")],
+    D7: [_order("O3", "2024-11-07T10:00:00+08:00", 100, "2024-11-07T10:00:00+08:00")],
+}
+
+
+def _deliver(lake: Settings, day: dt.date) -> None:
+    landing = Path(lake.landing)
+    for feed, header, rows in (
+        ("merchant_registry", MERCHANT_HEADER, REGISTRY.get(day)),
+        ("pay_transactions", TXN_HEADER, TRANSACTIONS.get(day)),
+        ("merchant_orders", ORDER_HEADER, ORDERS.get(day)),
+    ):
+        if rows:
+            ingest_file(write(landing, feed, str(day), f"{feed}.csv", header, rows), feed)
+
+
+def _build(lake: Settings, start: dt.date | None, end: dt.date | None) -> BuildResult:
+    result = build_dwd(start, end, settings=lake)
+    dwd, builder = FEED_FACTS["ods_merchant_orders"]
+    refresh_fact("ods_merchant_orders", dwd, builder, start, end, result, lake)
+    return result
+
+
+def _state(spark, lake: Settings) -> dict[str, list[tuple]]:
+    state = {}
+    for name in ("dwd_pay_transaction", "dwd_merchant_order", "dwd_merchant", "dwd_quarantine"):
+        rows = tables.read(spark, tables.contract(name, lake), settings=lake)
+        rows = rows.drop("quarantined_at")  # when a line was quarantined, not what
+        state[name] = sorted(tuple(map(str, r)) for r in rows.collect())
+    return state
+
+
+def test_day_by_day_builds_equal_one_build_of_every_day(spark, lake: Settings) -> None:
+    days: dict[dt.date, set[dt.date]] = {}
+    for day in (D5, D6, D7):
+        _deliver(lake, day)
+        days[day] = _build(lake, day, day).days
+    # The refund R1 and the re-delivered T2 rewrite the 5th; T8, RX and T9 do on the 7th,
+    # and so does M1's move for T3 on the 6th.
+    assert days == {D5: set(), D6: {D5}, D7: {D5, D6}}
+    incremental = _state(spark, lake)
+
+    _build(lake, None, None)  # every day from all of ODS
+    assert _state(spark, lake) == incremental
+
+    txns = {r[0]: r for r in incremental["dwd_pay_transaction"]}
+    assert "R3" not in txns  # with R1 it refunds more than T1 was
+    assert txns["RX"][11] == str(D5) and txns["T9"][12] == "431103"  # booked, and found
+    assert txns["T3"][12] == "431103"  # M1's district from the noon of the 6th
+    orders = {r[0]: r[8] for r in incremental["dwd_merchant_order"]}
+    assert orders == {"O1": str(D6), "O2": str(D5), "O3": str(D7)}
+    reasons = sorted(r[6] for r in incremental["dwd_quarantine"] if r[0] == "pay_transactions")
+    assert reasons == ["refund_exceeds_original"]  # RX's and T9's quarantine of the 5th is gone
+
+
+def test_a_day_reads_only_the_lines_its_deliveries_relate_to(spark, lake: Settings) -> None:
+    for day in (D5, D6, D7):
+        _deliver(lake, day)
+    versions = {name: tables.version(spark, tables.contract(name, lake), lake) for name in (
+        "ods_pay_transactions", "ods_merchant_registry")}  # fmt: skip
+    everything = _ods(spark, "ods_pay_transactions", versions, lake)
+    registry = _ods(spark, "ods_merchant_registry", versions, lake)
+    on_d6 = F.col("_business_date") == D6
+    txn_table = tables.contract("dwd_pay_transaction", lake)
+    merchants = tables.contract("dwd_merchant", lake)
+    changed = keys_of(registry.where(on_d6), merchants, {("merchant_id",): "merchant"})
+    rows = affected_rows(
+        everything,
+        everything.where(on_d6),
+        txn_table,
+        TXN_KEYS,
+        follow=frozenset({"txn"}),
+        seeds=changed,
+    )
+    ids = sorted(r.txn_id for r in rows.select("txn_id", *LINE).collect())
+    # The 6th's four lines, T1 (R1's original), T2's first version, and the other refunds of
+    # T1 (R3) and T4 (R2); no merchant changed on the 6th, so nothing else.
+    assert ids == ["R1", "R2", "R3", "T1", "T2", "T2", "T3", "T4"]
