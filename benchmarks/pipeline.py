@@ -60,7 +60,7 @@ def main() -> None:
     days = max(1, args.backfill_days)
     t = time.monotonic()
     rows = 0
-    city = generate_city(START, days + 1, scale=args.scale)
+    city = iter(generate_city(START, days + 1, scale=args.scale))
     for _ in range(days):
         rows += deliver(next(city))
     phase(f"generate + ingest {days} city-days (ODS)", t, f"({rows:,} rows delivered)")

@@ -20,11 +20,12 @@ from pyspark.sql import DataFrame, SparkSession
 from stdnum.cn import ric, uscc
 
 from pipelines import gbt4754
+from pipelines.dwd.affected import affected_rows
 from pipelines.dwd.dimensions import build_district, build_industry, build_mcc
 from pipelines.dwd.enterprise import build_enterprise
-from pipelines.dwd.tax import build_social_insurance, build_tax_monthly, delivered_periods
+from pipelines.dwd.tax import build_social_insurance, build_tax_monthly
 from pipelines.normalize import normalize
-from warehouse_layers.contract import ContractError, load_contracts
+from warehouse_layers.contract import ContractError, TableContract, load_contracts
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = load_contracts(ROOT / "warehouse_layers")
@@ -187,6 +188,17 @@ def test_legal_representative_is_only_hashed_and_masked(enterprise: dict[str, An
     assert enterprise["quarantine"][5]["bad_value"] == BAD_REP_ID[:4] + "*" * 10 + BAD_REP_ID[-4:]
 
 
+def _months_rebuilt(
+    ods: DataFrame, table: TableContract, start: dt.date, end: dt.date
+) -> list[str]:
+    """The months a build of [start, end] writes: those of the rows its deliveries affect."""
+    delivered = ods.where(F.col("_business_date").between(start, end))
+    keys = {("uscc", "period"): "tax"}
+    rows = affected_rows(ods, delivered, table, keys, follow=frozenset(keys.values()))
+    facts, _ = build_tax_monthly(normalize(rows, table), table)
+    return sorted({r.period for r in facts.collect()})
+
+
 @pytest.fixture(scope="module")
 def tax(spark: SparkSession) -> dict[str, Any]:
     table = CONTRACTS["dwd_tax_monthly"]
@@ -217,8 +229,8 @@ def tax(spark: SparkSession) -> dict[str, Any]:
         "facts": {(r.uscc, r.period): r for r in facts.collect()},
         "quarantine": {(r.delivery_id, r.source_line): r.asDict() for r in quarantine.collect()},
         "periods": {
-            "july-3": delivered_periods(normalized, dt.date(2024, 7, 3), dt.date(2024, 7, 3)),
-            "june": delivered_periods(normalized, dt.date(2024, 6, 1), dt.date(2024, 6, 30)),
+            "july-3": _months_rebuilt(ods, table, dt.date(2024, 7, 3), dt.date(2024, 7, 3)),
+            "june": _months_rebuilt(ods, table, dt.date(2024, 6, 1), dt.date(2024, 6, 30)),
         },
     }
 
@@ -237,8 +249,9 @@ def test_a_later_tax_delivery_supersedes_the_month(tax: dict[str, Any]) -> None:
         Decimal("1706.00"),
     )
     assert facts[(INN, "202405")].sales_revenue_yuan == Decimal("80000.00")
-    # A build of July 3 rewrites exactly the months that day's delivery carries.
-    assert tax["periods"] == {"july-3": ["202405", "202406"], "june": ["202404", "202405"]}
+    # A build of July 3 rewrites exactly the months that day's delivery carries; June's
+    # 202404 row is quarantined (out of range), so no month of April changes.
+    assert tax["periods"] == {"july-3": ["202405", "202406"], "june": ["202405"]}
 
 
 @pytest.mark.spark
