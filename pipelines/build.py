@@ -1,8 +1,10 @@
 """The paths from ODS to the cockpit: DWD -> gate -> DWS -> ADS, for a range of days.
 
-Two domains run today, one after the other: payment (merchants and transactions to
-``ads_trade_daily``) and fuel supervision (stations, pump sales, deliveries and tank readings
-to ``ads_fuel_inventory_check``).
+Every feed's DWD is built in turn: payment (merchants and transactions), the government,
+settlement and order facts with the conformed dimensions, and fuel supervision (stations,
+pump sales, deliveries and tank readings); then one SQLMesh run builds DWS and ADS for the
+range and the days before it that late rows touched. DWD is built for the rows that the
+range's deliveries affect (pipelines/dwd/affected.py), not for all of ODS.
 
 Gates: ODS→DWD validates the normalized candidate rows before anything is written to DWD (too
 many contract breaks in the deliveries of the range block the feed); DWD→DWS validates the DWD
