@@ -164,8 +164,7 @@ def build_dwd(
     merchants = tables.read(spark, dwd_merchant, settings=settings)
     facts, txn_rejects = build_pay_transaction(txn_norm, merchants, dwd_txn)
     facts = facts.cache()
-    stale = txn_norm.where(F.col("txn_id").isNotNull()).select("txn_id").distinct()
-    days = replace_keys(facts, stale, dwd_txn, settings)
+    days = replace_keys(facts, txn_norm, dwd_txn, settings)
     replace_quarantine(txn_rejects, rows, "pay_transactions", settings)
     if days and (start is None or end is None):
         start, end = result.start, result.end = days[0], days[-1]
@@ -310,9 +309,7 @@ def fuel_dwd(
     touched: dict[str, list[dt.date]] = {}
     for name, rows in facts.items():
         table = contracts[FUEL_TABLES[name]]
-        key = list(table.primary_key)
-        stale = normalized[name].dropna(subset=key).select(*key).distinct()
-        touched[table.name] = replace_keys(rows, stale, table, settings)
+        touched[table.name] = replace_keys(rows, normalized[name], table, settings)
         feed = contracts[name].feed
         assert feed is not None
         rejects = fuel.quarantine.where(F.col("feed") == feed.name)
@@ -431,9 +428,7 @@ def refresh_fact(
     if column is None:
         tables.replace(facts, table, settings=settings)
     else:
-        key = list(table.primary_key)
-        stale = normalized.dropna(subset=key).select(*key).distinct()
-        touched = replace_keys(facts, stale, table, settings)
+        touched = replace_keys(facts, normalized, table, settings)
         where = tables.in_list(column, touched) if touched else None
     replace_quarantine(rejects, rows, ods.feed.name, settings)
     spark.catalog.clearCache()

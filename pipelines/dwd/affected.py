@@ -106,15 +106,16 @@ def affected_rows(
 
 
 def replace_keys(
-    facts: DataFrame, stale: DataFrame, table: TableContract, settings: Settings
+    facts: DataFrame, affected: DataFrame, table: TableContract, settings: Settings
 ) -> list:
-    """Put `facts` in place of the DWD rows whose keys are in `stale`, in one commit.
+    """Put `facts` in place of the DWD rows of every key among the `affected` (normalized)
+    rows, in one commit.
 
-    `stale` holds the keys of every affected row: a key whose row moved to another day, or is
-    now quarantined, leaves its old partition too. Rewrites exactly the partitions that old or
-    new rows touch and returns their values (sorted).
+    A key whose row moved to another day, or is now quarantined, leaves its old partition too.
+    Rewrites exactly the partitions that old or new rows touch and returns their values (sorted).
     """
     key, column = list(table.primary_key), table.partition_by[0]
+    stale = affected.dropna(subset=key).select(*key).distinct()
     current = tables.read(facts.sparkSession, table, settings=settings)
     facts = tables.conform(facts, table)
     parts = current.join(stale, key, "left_semi").select(column).unionByName(facts.select(column))
