@@ -31,7 +31,8 @@ def table_section(table: TableContract) -> str:
     if table.feed:
         lines.append(
             f"数据接口 feed `{table.feed.name}` via {table.feed.channel}, "
-            f"key `{', '.join(table.feed.key)}`, schedule `{table.feed.schedule}`."
+            f"key `{', '.join(table.feed.key)}`, schedule `{table.feed.schedule}`, "
+            f"截止 due {table.feed.deadline.describe(table.feed.period)}."
         )
     lines += [
         "",

@@ -5,6 +5,7 @@ Pure Python (YAML + pydantic): no Spark, no JVM.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -137,6 +138,80 @@ def test_ddl_of_pay_transactions_in_detail() -> None:
     assert "PARTITIONED BY (`_business_date`)" in ddl
     assert "'delta.logRetentionDuration' = 'interval 1825 days'" in ddl
     assert ddl.index("USING DELTA") < ddl.index("PARTITIONED BY") < ddl.index("TBLPROPERTIES")
+
+
+# --- feed deadlines --------------------------------------------------------------------------
+
+
+def test_every_shipped_feed_names_its_deadline_in_its_contract() -> None:
+    """Each feed says when it is due (the default rule is for feeds still to come)."""
+    for path in (ROOT / "ods").glob("*.yaml"):
+        contract = shipped()[path.stem]
+        if contract.feed is not None:
+            assert "  deadline: {days: " in path.read_text(encoding="utf-8"), path.name
+
+
+@pytest.mark.parametrize(
+    ("table", "business_date", "due"),
+    [
+        # daily: T+1 at the feed's hour, Beijing time
+        ("ods_pay_transactions", dt.date(2024, 11, 5), "2024-11-06T06:00:00+08:00"),
+        ("ods_merchant_registry", dt.date(2024, 11, 5), "2024-11-06T09:00:00+08:00"),
+        ("ods_pay_settlements", dt.date(2024, 12, 31), "2025-01-01T12:00:00+08:00"),
+        # hourly readings are judged per business date
+        ("ods_fuel_tank_readings", dt.date(2024, 11, 5), "2024-11-06T09:00:00+08:00"),
+        # monthly: the period is the business date's month, due on a day of the next month
+        ("ods_gov_tax_monthly", dt.date(2024, 11, 5), "2024-12-20T18:00:00+08:00"),
+        ("ods_gov_tax_monthly", dt.date(2024, 2, 10), "2024-03-20T18:00:00+08:00"),
+        ("ods_gov_social_insurance", dt.date(2024, 12, 1), "2025-01-25T18:00:00+08:00"),
+    ],
+)
+def test_a_feed_period_is_due_by_its_deadline(table: str, business_date, due: str) -> None:
+    feed = shipped()[table].feed
+    assert feed is not None
+    deadline = feed.deadline.due(feed.period_end(business_date))
+    assert deadline == dt.datetime.fromisoformat(due)
+    # what the scorecard model adds to 00:00 UTC of the period's last day
+    end = feed.period_end(business_date)
+    midnight_utc = dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC)
+    assert midnight_utc + dt.timedelta(seconds=feed.deadline.seconds) == deadline
+
+
+@pytest.mark.parametrize(
+    ("feed", "days", "time", "period"),
+    [
+        ("{name: f, channel: landing, key: [k]}", 1, "09:00", "day"),
+        ('{name: f, channel: landing, key: [k], schedule: "@hourly"}', 1, "09:00", "day"),
+        ('{name: f, channel: exchange, key: [k], schedule: "@monthly"}', 15, "18:00", "month"),
+    ],
+)
+def test_a_feed_without_deadline_gets_the_default_rule_of_its_schedule(
+    tmp_path: Path, feed: str, days: int, time: str, period: str
+) -> None:
+    text = ODS_FEED.replace("{name: f, channel: landing, key: [k]}", feed)
+    contract = load_contract(write(tmp_path, "ods", "ods_f", text))
+    assert contract.feed is not None
+    assert (contract.feed.deadline.days, contract.feed.deadline.time) == (days, time)
+    assert contract.feed.deadline.utc_offset == "+08:00"
+    assert contract.feed.period == period
+
+
+def test_the_data_dictionary_says_each_deadline_in_words() -> None:
+    feeds = {n: c.feed for n, c in shipped().items() if c.feed is not None}
+    tax, txn = feeds["ods_gov_tax_monthly"], feeds["ods_pay_transactions"]
+    assert tax.deadline.describe(tax.period) == "次月20日 (day 20 of the next month) 18:00 (+08:00)"
+    assert txn.deadline.describe(txn.period) == "T+1 06:00 (+08:00)"
+
+
+def test_a_deadline_in_another_offset_is_the_same_instant(tmp_path: Path) -> None:
+    text = ODS_FEED.replace(
+        "key: [k]}", 'key: [k], deadline: {days: 2, time: "01:30", utc_offset: "-05:00"}}'
+    )
+    feed = load_contract(write(tmp_path, "ods", "ods_f", text)).feed
+    assert feed is not None
+    due = feed.deadline.due(dt.date(2024, 11, 5))
+    assert due.astimezone(dt.UTC) == dt.datetime(2024, 11, 7, 6, 30, tzinfo=dt.UTC)
+    assert feed.deadline.seconds == 2 * 86400 + 6 * 3600 + 30 * 60
 
 
 # --- bad contracts --------------------------------------------------------------------------
@@ -310,6 +385,43 @@ BAD_CONTRACTS = [
         "ods_f",
         ODS_FEED.replace("key: [k]", "key: [kk]"),
         ["feed.key", "kk"],
+    ),
+    (
+        "deadline-time-not-hh-mm",
+        "ods",
+        "ods_f",
+        ODS_FEED.replace("key: [k]}", 'key: [k], deadline: {days: 1, time: "9:00"}}'),
+        ["field feed.deadline.time"],
+    ),
+    (
+        "deadline-before-the-period-ends",
+        "ods",
+        "ods_f",
+        ODS_FEED.replace("key: [k]}", 'key: [k], deadline: {days: 0, time: "23:00"}}'),
+        ["field feed.deadline.days", "greater than or equal to 1"],
+    ),
+    (
+        "deadline-offset-not-an-offset",
+        "ods",
+        "ods_f",
+        ODS_FEED.replace(
+            "key: [k]}", 'key: [k], deadline: {days: 1, time: "09:00", utc_offset: CST}}'
+        ),
+        ["field feed.deadline.utc_offset"],
+    ),
+    (
+        "deadline-unknown-key",
+        "ods",
+        "ods_f",
+        ODS_FEED.replace("key: [k]}", 'key: [k], deadline: {day: 1, time: "09:00"}}'),
+        ["field feed.deadline.day", "Extra inputs are not permitted"],
+    ),
+    (
+        "unknown-schedule",
+        "ods",
+        "ods_f",
+        ODS_FEED.replace("key: [k]}", 'key: [k], schedule: "@weekly"}'),
+        ["field feed.schedule", "@monthly"],
     ),
     (
         "missing-zh-description",

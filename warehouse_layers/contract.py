@@ -9,11 +9,13 @@ generated from it. A bad contract is rejected with its file and the offending fi
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import re
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -132,6 +134,69 @@ class Column(BaseModel):
         return f"`{self.name}` {self.type.upper()}{not_null} COMMENT '{comment}'"
 
 
+Schedule = Literal["@hourly", "@daily", "@monthly"]
+
+
+class Deadline(BaseModel):
+    """When one period's delivery of a feed is due: `days` after the period's last day, at
+    `time` o'clock in `utc_offset` (the city's time, +08:00).
+
+    A feed's period follows its schedule: a daily feed's is its business date, a monthly feed's
+    the calendar month of the business date. An hourly feed is judged per business date too:
+    the delivery log knows the date a delivery is for, not the hour. So ``days: 1, time:
+    "09:00"`` is T+1 09:00 for a daily feed, and ``days: 15`` is the 15th of the next month for
+    a monthly one (the month's last day + 15 days, whatever the month's length).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # At least the day after the period's last day: nothing is due before its period is over;
+    # at most two months after it, which catches a typo such as 150 for 15.
+    days: int = Field(ge=1, le=62)
+    time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    utc_offset: Annotated[str, Field(pattern=r"^[+-](0[0-9]|1[0-4]):[0-5][0-9]$")] = "+08:00"
+
+    @property
+    def _offset_seconds(self) -> int:
+        sign = -1 if self.utc_offset.startswith("-") else 1
+        hours, minutes = self.utc_offset[1:].split(":")
+        return sign * (int(hours) * 3600 + int(minutes) * 60)
+
+    @property
+    def seconds(self) -> int:
+        """Seconds from 00:00 UTC of the period's last day to the deadline: what the scorecard
+        model adds to the day (it compares instants, whatever the session's time zone)."""
+        hours, minutes = self.time.split(":")
+        local = self.days * 86400 + int(hours) * 3600 + int(minutes) * 60
+        return local - self._offset_seconds
+
+    def due(self, period_end: dt.date) -> dt.datetime:
+        """The deadline of the period that ends on `period_end`, as an aware datetime."""
+        zone = dt.timezone(dt.timedelta(seconds=self._offset_seconds))
+        hours, minutes = self.time.split(":")
+        day = period_end + dt.timedelta(days=self.days)
+        return dt.datetime(day.year, day.month, day.day, int(hours), int(minutes), tzinfo=zone)
+
+    def describe(self, period: Literal["day", "month"]) -> str:
+        """The deadline in the words of the data dictionary, e.g. ``T+1 09:00 (+08:00)``."""
+        at = f"{self.time} ({self.utc_offset})"
+        if period == "day":
+            return f"T+{self.days} {at}"
+        if self.days <= 28:
+            return f"次月{self.days}日 (day {self.days} of the next month) {at}"
+        return f"月末后{self.days}天 ({self.days} days after the month's end) {at}"
+
+
+# The default rule, for a feed whose contract names no deadline: daily (and hourly) data is due
+# T+1 09:00 Beijing time, when the morning briefing reads yesterday; monthly data by the 15th
+# of the next month, 18:00, the close of the statutory monthly filing period (征期).
+DEFAULT_DEADLINES: dict[str, Deadline] = {
+    "@hourly": Deadline(days=1, time="09:00"),
+    "@daily": Deadline(days=1, time="09:00"),
+    "@monthly": Deadline(days=15, time="18:00"),
+}
+
+
 class Feed(BaseModel):
     """How a source feed arrives (ODS contracts only)."""
 
@@ -141,9 +206,33 @@ class Feed(BaseModel):
     channel: Literal["landing", "database", "exchange"]
     formats: tuple[Literal["csv", "xlsx", "jsonl"], ...] = ("csv", "xlsx", "jsonl")
     key: tuple[str, ...]
-    schedule: str = "@daily"
+    schedule: Schedule = "@daily"
+    # When each period's delivery is due (the default rule of its schedule when not given).
+    deadline: Deadline
     # Share of a delivery's rows that may be quarantined before the ODS->DWD gate blocks.
     max_reject_rate: float = Field(default=0.05, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_deadline(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("deadline") is None:
+            schedule = data.get("schedule", "@daily")
+            # An unknown schedule is reported by its own field; the daily rule stands in.
+            default = DEFAULT_DEADLINES.get(schedule, DEFAULT_DEADLINES["@daily"])
+            return {**data, "deadline": default}
+        return data
+
+    @property
+    def period(self) -> Literal["day", "month"]:
+        """What one delivery is due for: a business date, or a calendar month of them."""
+        return "month" if self.schedule == "@monthly" else "day"
+
+    def period_end(self, business_date: dt.date) -> dt.date:
+        """The last day of the period that `business_date` belongs to."""
+        if self.period == "day":
+            return business_date
+        last = calendar.monthrange(business_date.year, business_date.month)[1]
+        return business_date.replace(day=last)
 
 
 # Every ODS table carries these lineage columns after the feed's own, so each row can be traced
