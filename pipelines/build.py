@@ -32,6 +32,7 @@ from pipelines.dwd.affected import affected_rows, keys_of, replace_keys, replace
 from pipelines.dwd.dimensions import build_district, build_industry, build_mcc
 from pipelines.dwd.enterprise import build_enterprise
 from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
+from pipelines.dwd.gate_outcome import kept_outcomes
 from pipelines.dwd.merchant import build_merchant
 from pipelines.dwd.order import build_merchant_order
 from pipelines.dwd.pay_transaction import build_pay_transaction
@@ -476,20 +477,22 @@ def build(
     start: dt.date | None = None, end: dt.date | None = None, *, settings: Settings | None = None
 ) -> BuildResult:
     """Every domain's DWD -> DWS -> ADS for [start, end]; raises GateBlocked when a blocking
-    check fails."""
+    check fails. Every gate outcome is kept in dwd_gate_outcome, a blocking one too."""
     settings = settings or get_settings()
-    result = build_dwd(start, end, settings=settings)
-    gate_dwd(result, settings)
-    rebuilt = [*PAYMENT_DWD, "dwd_merchant"]
-    rebuilt += build_feed_facts(start, end, result, settings)
-    touched = build_fuel_dwd(start, end, result, settings)
-    fuel_span = fuel_days(settings) if touched is not None else None
-    if touched is not None and fuel_span is not None:
-        rebuilt += [*FUEL_DWD, "dwd_fuel_station"]
-        if start is None or end is None:  # every day with facts: payment's and fuel's
-            spans = [d for d in [(result.start, result.end), fuel_span] if d[0]]
-            result.start, result.end = min(a for a, _ in spans), max(b for _, b in spans)
-        assert result.start is not None and result.end is not None
-        result.days |= _fuel_restated(touched, result.start, result.end, settings)
-    build_dws_ads(result, settings, rebuilt=tuple(rebuilt))
+    with kept_outcomes(start, end, settings) as keep_outcomes:
+        result = build_dwd(start, end, settings=settings)
+        gate_dwd(result, settings)
+        rebuilt = [*PAYMENT_DWD, "dwd_merchant"]
+        rebuilt += build_feed_facts(start, end, result, settings)
+        touched = build_fuel_dwd(start, end, result, settings)
+        fuel_span = fuel_days(settings) if touched is not None else None
+        if touched is not None and fuel_span is not None:
+            rebuilt += [*FUEL_DWD, "dwd_fuel_station"]
+            if start is None or end is None:  # every day with facts: payment's and fuel's
+                spans = [d for d in [(result.start, result.end), fuel_span] if d[0]]
+                result.start, result.end = min(a for a, _ in spans), max(b for _, b in spans)
+            assert result.start is not None and result.end is not None
+            result.days |= _fuel_restated(touched, result.start, result.end, settings)
+        keep_outcomes()  # every gate before the models has spoken: the scorecard reads them
+        build_dws_ads(result, settings, rebuilt=tuple(rebuilt))
     return result

@@ -2,7 +2,9 @@
 
 A gate sits between two layers. It validates the data about to be promoted (or just promoted)
 and raises ``GateBlocked`` naming the gate, the table and each failed check, so the caller stops
-everything downstream. Every outcome is appended to ``var/quality/gate_runs.jsonl``.
+everything downstream. Every outcome is appended to ``var/quality/gate_runs.jsonl``, and to the
+list of each ``collecting()`` block it happens in: a build keeps its outcomes as rows of
+``dwd_gate_outcome`` that way (pipelines/dwd/gate_outcome.py).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 
@@ -203,8 +207,25 @@ def alert_for(result: GateResult) -> Alert:
     )
 
 
+# The lists of the `collecting()` blocks open in this context, innermost last.
+_COLLECTORS: ContextVar[tuple[list[GateResult], ...]] = ContextVar("gate_outcomes", default=())
+
+
+@contextmanager
+def collecting() -> Iterator[list[GateResult]]:
+    """A list that receives every gate outcome recorded inside the block, in order."""
+    outcomes: list[GateResult] = []
+    token = _COLLECTORS.set((*_COLLECTORS.get(), outcomes))
+    try:
+        yield outcomes
+    finally:
+        _COLLECTORS.reset(token)
+
+
 def record(result: GateResult, settings: Settings) -> None:
     log = settings.var_dir / "quality" / "gate_runs.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+    for outcomes in _COLLECTORS.get():
+        outcomes.append(result)

@@ -16,6 +16,8 @@ from citylake.cli import app
 from warehouse_layers.contract import (
     ContractError,
     TableContract,
+    feeds_of,
+    input_roots,
     load_contract,
     load_contracts,
 )
@@ -96,6 +98,22 @@ def test_every_upstream_names_a_shipped_table() -> None:
     for contract in contracts.values():
         for upstream in contract.upstream:
             assert upstream in contracts, f"{contract.name} -> {upstream}"
+
+
+def test_lineage_reaches_the_feeds_behind_a_table() -> None:
+    contracts = shipped()
+    assert input_roots("dws_trade_merchant_daily", contracts) == {
+        "ods_pay_transactions",
+        "ods_merchant_registry",
+    }
+    assert feeds_of("dws_fuel_station_product_daily", contracts) == (
+        "fuel_deliveries", "fuel_sales", "fuel_stations", "fuel_tank_readings",
+    )  # fmt: skip
+    # a table built from no other table is its own root and derives from no feed
+    assert input_roots("dwd_dim_district", contracts) == {"dwd_dim_district"}
+    assert feeds_of("dwd_dim_district", contracts) == ()
+    assert feeds_of("ods_gov_tax_monthly", contracts) == ("gov_tax_monthly",)
+    assert feeds_of("no_such_table", contracts) == ()
 
 
 @pytest.mark.parametrize("name", SHIPPED_NAMES)

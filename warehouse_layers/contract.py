@@ -422,6 +422,25 @@ def feed_table(contracts: dict[str, TableContract], feed: str) -> TableContract:
     raise KeyError(f"unknown feed {feed!r}; known feeds: {', '.join(known)}")
 
 
+def input_roots(name: str, contracts: dict[str, TableContract]) -> set[str]:
+    """The tables at the bottom of `name`'s lineage, following the contracts' `upstream`: ODS
+    tables, and tables built from no other table (dimensions from packages or contracts, the
+    quarantine, gate outcomes). A table without upstream is its own root."""
+    table = contracts[name]
+    if table.layer == "ods" or not table.upstream:
+        return {name}
+    return {root for parent in table.upstream for root in input_roots(parent, contracts)}
+
+
+def feeds_of(name: str, contracts: dict[str, TableContract]) -> tuple[str, ...]:
+    """The feeds whose delivered rows `name` derives from (sorted; empty for a table from none,
+    such as a dimension from a package). Table names unknown to the contracts derive from none."""
+    if name not in contracts:
+        return ()
+    roots = (contracts[root] for root in input_roots(name, contracts))
+    return tuple(sorted(t.feed.name for t in roots if t.feed is not None))
+
+
 @cache
 def load_contracts(root: Path) -> dict[str, TableContract]:
     """All contracts under `root`, by table name, with cross-table references checked."""

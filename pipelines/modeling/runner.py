@@ -29,7 +29,11 @@ from pipelines.modeling.headers import MODEL_LAYERS
 from pipelines.modeling.project import context
 from quality.alerts import notify
 from quality.gate import CheckResult, GateBlocked, GateResult, alert_for, record
-from warehouse_layers.contract import TableContract
+from warehouse_layers.contract import input_roots
+
+# The one check the model audits report as: every audit of every model of the run (forall over
+# the contract's column checks, key uniqueness). A failure names the model in its detail.
+MODEL_AUDITS = "model audits"
 
 
 def day_runs(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
@@ -43,14 +47,6 @@ def day_runs(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
     return runs
 
 
-def ods_ancestors(name: str, contracts: dict[str, TableContract]) -> set[str]:
-    """The ODS tables `name` is built from, following the contracts' `upstream` links."""
-    table = contracts[name]
-    if table.layer == "ods":
-        return {name}
-    return {o for parent in table.upstream for o in ods_ancestors(parent, contracts)}
-
-
 def build_models(
     rebuilt: Sequence[str],
     runs: Sequence[tuple[dt.date, dt.date]],
@@ -59,8 +55,10 @@ def build_models(
 ) -> list[str]:
     """Restate the models downstream of the `rebuilt` DWD tables over each run of days.
 
-    `input_versions` are the ODS versions the build pinned; each ADS row carries those of its
-    own ODS ancestors. Returns the model tables the plans touched.
+    `input_versions` are the table versions the build pinned (ODS, and those of tables built
+    from no other table that it pinned, such as the gate outcomes); each ADS row carries those
+    of its own input roots. The outcome of the model audits is recorded like a gate's, passed
+    or failed. Returns the model tables the plans touched.
     """
     if not rebuilt or not runs:
         return []
@@ -70,11 +68,12 @@ def build_models(
     models = {m.name.split(".")[-1] for m in ctx.models.values()}
     rebuilt = [name for name in rebuilt if name in models]  # DWD tables that some model reads
     register_tables(spark, [contracts[name] for name in sorted(models)], settings)
-    for name in models:  # each model's ODS ancestors at the versions this build read
-        pins = {o: input_versions[o] for o in ods_ancestors(name, contracts) if o in input_versions}
+    for name in models:  # each model's input roots at the versions this build read
+        pins = {r: input_versions[r] for r in input_roots(name, contracts) if r in input_versions}
         spark.conf.set(f"citylake.input_versions.{name}", json.dumps(pins, sort_keys=True))
     owned = [contracts[n] for n in sorted(models) if contracts[n].layer in MODEL_LAYERS]
     before = {t.name: tables.version(spark, t, settings) for t in owned}
+    audited = ", ".join(t.name for t in owned)  # restored together, so judged together
     touched = sorted(
         {
             fqn.split(".")[-1].strip('"')
@@ -112,12 +111,15 @@ def build_models(
                 spark.sql(f"RESTORE TABLE delta.`{path}` TO VERSION AS OF {before[table.name]}")
         result = GateResult(
             gate="dws/ads audit",
-            table=", ".join(sorted(t.name for t in owned)),
+            table=audited,
             rows=0,
-            checks=[CheckResult(str(error)[:2000], "block", False, None, None, [])],
+            checks=[CheckResult(MODEL_AUDITS, "block", False, None, None, [])],
+            detail=str(error)[:2000],
         )
         record(result, settings)
         raise GateBlocked(result, notify(alert_for(result), settings)) from error
     finally:
         restore_write_mode(spark)
+    passed = CheckResult(MODEL_AUDITS, "block", True, 0, 0.0, [])
+    record(GateResult(gate="dws/ads audit", table=audited, rows=0, checks=[passed]), settings)
     return touched
