@@ -31,6 +31,7 @@ from pipelines import tables
 from pipelines.dwd.affected import affected_rows, keys_of, replace_keys, replace_quarantine
 from pipelines.dwd.dimensions import build_district, build_industry, build_mcc
 from pipelines.dwd.enterprise import build_enterprise
+from pipelines.dwd.feed import write_feed_dimension
 from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
 from pipelines.dwd.gate_outcome import kept_outcomes
 from pipelines.dwd.merchant import build_merchant
@@ -494,5 +495,24 @@ def build(
             assert result.start is not None and result.end is not None
             result.days |= _fuel_restated(touched, result.start, result.end, settings)
         keep_outcomes()  # every gate before the models has spoken: the scorecard reads them
+        rebuilt += quality_inputs(result, settings)
         build_dws_ads(result, settings, rebuilt=tuple(rebuilt))
     return result
+
+
+# What the quality scorecard reads besides ODS and dwd_quarantine: every build rewrites them.
+QUALITY_DWD = ("dwd_gate_outcome", "dwd_dim_feed")
+
+
+def quality_inputs(result: BuildResult, settings: Settings) -> list[str]:
+    """Before the models: the feed dimension from the contracts, and the versions of the
+    tables the quality scorecard reads, as it will read them (its rows carry them). Returns the
+    DWD tables whose rewrite restates the scorecard over the build's days."""
+    write_feed_dimension(settings)
+    spark = get_spark(settings)
+    scorecard = tables.contract("ads_quality_scorecard", settings)
+    result.input_versions |= {
+        name: tables.version(spark, tables.contract(name, settings), settings)
+        for name in scorecard.upstream
+    }
+    return list(QUALITY_DWD)

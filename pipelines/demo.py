@@ -52,6 +52,9 @@ LAYER_TABLES = (
     "ads_tax_monthly",
     "ads_inclusion_candidates",
     "ads_economy_overview",
+    "dwd_dim_feed",
+    "dwd_gate_outcome",
+    "ads_quality_scorecard",
 )
 
 
@@ -126,6 +129,7 @@ def run_demo(
         )
     console.print(fuel)
     _print_cockpit(spark, settings, console)
+    _print_scorecard(spark, settings, console)
 
     ok = _print_reconciliation(spark, settings, console)
     ads = tables.table_path(tables.contract("ads_trade_daily", settings), settings)
@@ -171,6 +175,47 @@ def _print_cockpit(spark: SparkSession, settings: Settings, console: Console) ->
         "纳统 candidates (ads_inclusion_candidates): "
         + (", ".join(f"{r['year']} {r['stage']} {r['count']}" for r in stages) or "none")
     )
+
+
+def _print_scorecard(spark: SparkSession, settings: Settings, console: Console) -> None:
+    """ads_quality_scorecard of the last business date built, one line per feed."""
+    scorecard = tables.read(
+        spark, tables.contract("ads_quality_scorecard", settings), settings=settings
+    )
+    last = scorecard.agg(F.max("biz_date")).first()[0]
+    if last is None:
+        return
+
+    def share(value: float | None) -> str:
+        return "—" if value is None else f"{value:.1%}"
+
+    table = Table(
+        "feed",
+        "owner",
+        "delivered",
+        "loaded",
+        "quarantined",
+        "completeness",
+        "validity",
+        "timeliness",
+        "checks passed / failed",
+        title=f"ads_quality_scorecard (数据质量记分卡) {last}",
+        caption="timeliness: the period's first delivery landed by the feed's deadline "
+        "(a replay of past days lands late)",
+    )
+    for r in scorecard.where(F.col("biz_date") == last).orderBy("feed").collect():
+        table.add_row(
+            r["feed"],
+            r["owner_department"],
+            f"{r['delivered']:,}",
+            f"{r['loaded']:,}",
+            f"{r['quarantined']:,}",
+            share(r["completeness"]),
+            share(r["validity"]),
+            share(r["timeliness"]),
+            f"{r['checks_passed']} / {r['checks_failed']}",
+        )
+    console.print(table)
 
 
 def _deliver_and_ingest(
