@@ -4,7 +4,7 @@ Each function is one Airflow task of ``dags/payment_daily.py``. Tasks of a real 
 separate processes and exchange only XCom JSON, so a step's state is a plain dict (dates as ISO
 strings) and the next step rebuilds the ``BuildResult`` it needs from it. The ODS versions that
 ``dwd_day`` pinned travel in the state, so every later step and the ADS rows name the same
-inputs.
+inputs. Each step keeps the outcomes of its gates in ``dwd_gate_outcome``, as ``build`` does.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from citylake.settings import Settings, get_settings
 from pipelines.build import BuildResult, build_dwd, build_dws_ads, gate_dwd
+from pipelines.dwd.gate_outcome import kept_outcomes
 from pipelines.ingest import ingest_files
 
 Day = dt.date | str
@@ -84,20 +85,26 @@ def dwd_day(
     settings = settings or get_settings()
     day = as_date(day)
     first = day - dt.timedelta(days=settings.restatement_days)
-    result = build_dwd(first, day, settings=settings, versions=versions)
+    with kept_outcomes(first, day, settings):
+        result = build_dwd(first, day, settings=settings, versions=versions)
     return state_of(result)
 
 
 def gate_day(state: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
     """The DWD→DWS gate over the state's range (raises ``GateBlocked``)."""
+    settings = settings or get_settings()
     result = build_result(state)
-    gate_dwd(result, settings)
+    with kept_outcomes(result.start, result.end, settings):
+        gate_dwd(result, settings)
     return state_of(result, previous=state)
 
 
 def dws_ads_day(state: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
     """DWS and ADS for the state's range, stamped with the state's ODS input versions."""
-    result = build_dws_ads(build_result(state), settings)
+    settings = settings or get_settings()
+    result = build_result(state)
+    with kept_outcomes(result.start, result.end, settings):  # the model audits' outcome
+        result = build_dws_ads(result, settings)
     return state_of(result, previous=state)
 
 

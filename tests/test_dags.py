@@ -191,3 +191,7 @@ def test_payment_daily_runs_one_day(airflow_db: Path, spark: SparkSession, lake:
     versions = [json.loads(r[0]) for r in ads.select("_input_versions").distinct().collect()]
     pinned = state["input_versions"]
     assert versions == [{name: pinned[name] for name in PAYMENT_INPUTS}]
+    # Each task kept its gates' outcomes (the model audits' too) for the days it covered.
+    outcomes = get_spark().read.format("delta").load(f"{lake.warehouse}/dwd/dwd_gate_outcome")
+    kept = {(r["gate"], r["date_from"], r["date_to"]) for r in outcomes.collect()}
+    assert kept == {(gate, first, DAY) for gate in ("ods→dwd", "dwd→dws", "dws/ads audit")}
