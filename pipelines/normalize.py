@@ -58,11 +58,20 @@ REJECT_TYPE = "struct<code:string,column:string,value:string>"
 # no-break space of spreadsheet and web copies and a stray "\r" of a CRLF file are as
 # unambiguous as a space (the landing reader strips header names the same way).
 _EDGE_SPACE = r"^[\s\p{Z}]+|[\s\p{Z}]+$"
+_ASCII_SPACE = " \t\n\x0b\f\r"  # what `[\s\p{Z}]` matches among ASCII characters
 
 
 def clean_text(col: SparkColumn) -> SparkColumn:
-    """Trim and fold full-width ASCII to half-width; empty means absent."""
-    text = F.regexp_replace(F.translate(col, FULL_WIDTH, HALF_WIDTH), _EDGE_SPACE, "")
+    """Trim and fold full-width ASCII to half-width; empty means absent.
+
+    Most delivered values are plain ASCII, where folding changes nothing and trimming is a
+    `btrim`: the character-by-character translation and the regex run only on the others
+    (they were a tenth of a build's CPU when run on every value).
+    """
+    ascii_only = F.length(col) == F.octet_length(col)  # one byte per character in UTF-8
+    text = F.when(ascii_only, F.btrim(col, F.lit(_ASCII_SPACE))).otherwise(
+        F.regexp_replace(F.translate(col, FULL_WIDTH, HALF_WIDTH), _EDGE_SPACE, "")
+    )
     return F.when(text == "", F.lit(None)).otherwise(text)
 
 
