@@ -137,11 +137,12 @@ def run_demo(
     return ok
 
 
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
 def _print_cockpit(spark: SparkSession, settings: Settings, console: Console) -> None:
     """The monthly cockpit (经济总览) and the 纳统 candidates, as the ADS tables hold them."""
-
-    def rate(value: float | None) -> str:
-        return "—" if value is None else f"{value:.1%}"
 
     overview = Table(
         "month",
@@ -160,10 +161,10 @@ def _print_cockpit(spark: SparkSession, settings: Settings, console: Console) ->
         overview.add_row(
             str(r["month"])[:7],
             "—" if r["trade_net_fen"] is None else f"{r['trade_net_fen'] / 100:,.0f}",
-            rate(r["trade_mom"]),
+            _share(r["trade_mom"]),
             "—" if r["active_merchants"] is None else f"{r['active_merchants']:,}",
             f"{r['new_enterprises'] or 0} / {r['closed_enterprises'] or 0}",
-            rate(r["backflow_rate"]),
+            _share(r["backflow_rate"]),
             "—" if r["tax_total_yuan"] is None else f"{r['tax_total_yuan']:,.0f}",
         )
     console.print(overview)
@@ -186,9 +187,6 @@ def _print_scorecard(spark: SparkSession, settings: Settings, console: Console) 
     if last is None:
         return
 
-    def share(value: float | None) -> str:
-        return "—" if value is None else f"{value:.1%}"
-
     table = Table(
         "feed",
         "owner",
@@ -210,9 +208,9 @@ def _print_scorecard(spark: SparkSession, settings: Settings, console: Console) 
             f"{r['delivered']:,}",
             f"{r['loaded']:,}",
             f"{r['quarantined']:,}",
-            share(r["completeness"]),
-            share(r["validity"]),
-            share(r["timeliness"]),
+            _share(r["completeness"]),
+            _share(r["validity"]),
+            _share(r["timeliness"]),
             f"{r['checks_passed']} / {r['checks_failed']}",
         )
     console.print(table)
