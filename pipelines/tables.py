@@ -139,9 +139,9 @@ _ARROW_TYPES = {
 }
 
 
-def arrow_type(spark_type: str) -> pa.DataType:
-    """The Arrow type that delta-rs writes for a contract column type."""
-    return _ARROW_TYPES[spark_type]
+def arrow_schema(table: TableContract) -> pa.Schema:
+    """The Arrow schema that delta-rs writes for a contract's columns."""
+    return pa.schema([(c.name, _ARROW_TYPES[c.type]) for c in table.columns])
 
 
 def from_columns(spark: SparkSession, columns: dict[str, list], table: TableContract) -> DataFrame:

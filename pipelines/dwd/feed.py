@@ -36,9 +36,7 @@ def feed_rows(contracts: dict[str, TableContract]) -> pa.Table:
                 "deadline_seconds": feed.deadline.seconds,
             }
         )
-    columns = contracts[DIM_FEED].columns
-    schema = pa.schema([(c.name, tables.arrow_type(c.type)) for c in columns])
-    return pa.Table.from_pylist(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=tables.arrow_schema(contracts[DIM_FEED]))
 
 
 def write_feed_dimension(settings: Settings) -> bool:

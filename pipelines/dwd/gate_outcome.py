@@ -76,9 +76,7 @@ def outcome_rows(
         for result in results
         for check in result.checks
     ]
-    table = contracts[GATE_OUTCOME]
-    schema = pa.schema([(c.name, tables.arrow_type(c.type)) for c in table.columns])
-    return pa.Table.from_pylist(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=tables.arrow_schema(contracts[GATE_OUTCOME]))
 
 
 def append_outcomes(
