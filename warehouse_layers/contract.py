@@ -9,8 +9,6 @@ generated from it. A bad contract is rejected with its file and the offending fi
 
 from __future__ import annotations
 
-import calendar
-import datetime as dt
 import re
 from enum import StrEnum
 from functools import cache
@@ -170,13 +168,6 @@ class Deadline(BaseModel):
         local = self.days * 86400 + int(hours) * 3600 + int(minutes) * 60
         return local - self._offset_seconds
 
-    def due(self, period_end: dt.date) -> dt.datetime:
-        """The deadline of the period that ends on `period_end`, as an aware datetime."""
-        zone = dt.timezone(dt.timedelta(seconds=self._offset_seconds))
-        hours, minutes = self.time.split(":")
-        day = period_end + dt.timedelta(days=self.days)
-        return dt.datetime(day.year, day.month, day.day, int(hours), int(minutes), tzinfo=zone)
-
     def describe(self, period: Literal["day", "month"]) -> str:
         """The deadline in the words of the data dictionary, e.g. ``T+1 09:00 (+08:00)``."""
         at = f"{self.time} ({self.utc_offset})"
@@ -226,13 +217,6 @@ class Feed(BaseModel):
     def period(self) -> Literal["day", "month"]:
         """What one delivery is due for: a business date, or a calendar month of them."""
         return "month" if self.schedule == "@monthly" else "day"
-
-    def period_end(self, business_date: dt.date) -> dt.date:
-        """The last day of the period that `business_date` belongs to."""
-        if self.period == "day":
-            return business_date
-        last = calendar.monthrange(business_date.year, business_date.month)[1]
-        return business_date.replace(day=last)
 
 
 # Every ODS table carries these lineage columns after the feed's own, so each row can be traced
