@@ -148,14 +148,20 @@ def build_dwd(
     merchants_norm = normalize(registry, dwd_merchant).cache()
     _gate_rejects(merchants_norm, "ods_merchant_registry", start, end, settings, result)
     transactions = _ods(spark, "ods_pay_transactions", versions, settings)
-    delivered = _delivered_in(transactions, start, end)
     rows = transactions
     if start is not None and end is not None:
         changed = keys_of(
             _delivered_in(registry, start, end), dwd_merchant, {("merchant_id",): "merchant"}
         )
         rows = affected_rows(
-            transactions, delivered, dwd_txn, TXN_KEYS, follow=frozenset({"txn"}), seeds=changed
+            transactions,
+            "pay_transactions",
+            dwd_txn,
+            TXN_KEYS,
+            days=(start, end),
+            follow=frozenset({"txn"}),
+            seeds=changed,
+            settings=settings,
         )
     txn_norm = normalize(rows, dwd_txn).cache()
     _gate_rejects(txn_norm, "ods_pay_transactions", start, end, settings, result)
@@ -282,10 +288,17 @@ def fuel_dwd(
         )
         for name, key in FUEL_FACT_KEYS.items():
             table = contracts[FUEL_TABLES[name]]
-            keys = {key: name, ("station_id",): "station"}
-            delivered = _delivered_in(ods[name], start, end)
+            feed = contracts[name].feed
+            assert feed is not None
             affected[name] = affected_rows(
-                ods[name], delivered, table, keys, follow=frozenset({name}), seeds=changed
+                ods[name],
+                feed.name,
+                table,
+                {key: name, ("station_id",): "station"},
+                days=(start, end),
+                follow=frozenset({name}),
+                seeds=changed,
+                settings=settings,
             )
     normalized = {
         name: normalize(affected[name], contracts[dwd]).cache() for name, dwd in FUEL_TABLES.items()
@@ -421,8 +434,15 @@ def refresh_fact(
     rows = everything
     if column is not None and start is not None and end is not None:
         keys = {tuple(table.primary_key): ods.feed.name}
-        delivered = _delivered_in(everything, start, end)
-        rows = affected_rows(everything, delivered, table, keys, follow=frozenset(keys.values()))
+        rows = affected_rows(
+            everything,
+            ods.feed.name,
+            table,
+            keys,
+            days=(start, end),
+            follow=frozenset(keys.values()),
+            settings=settings,
+        )
     normalized = normalize(rows, table).cache()
     _gate_rejects(normalized, ods_name, start, end, settings, result)
     facts, rejects = builder(normalized, table)

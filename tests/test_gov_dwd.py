@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,16 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from stdnum.cn import ric, uscc
 
-from pipelines import gbt4754
+from citylake.settings import Settings
+from pipelines import gbt4754, tables
 from pipelines.dwd.affected import affected_rows
 from pipelines.dwd.dimensions import build_district, build_industry, build_mcc
 from pipelines.dwd.enterprise import build_enterprise
 from pipelines.dwd.tax import build_social_insurance, build_tax_monthly
+from pipelines.ingest import ingest_file
 from pipelines.normalize import normalize
-from warehouse_layers.contract import ContractError, TableContract, load_contracts
+from tests.payment_files import write
+from warehouse_layers.contract import ContractError, load_contracts
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = load_contracts(ROOT / "warehouse_layers")
@@ -189,14 +193,30 @@ def test_legal_representative_is_only_hashed_and_masked(enterprise: dict[str, An
 
 
 def _months_rebuilt(
-    ods: DataFrame, table: TableContract, start: dt.date, end: dt.date
-) -> list[str]:
-    """The months a build of [start, end] writes: those of the rows its deliveries affect."""
-    delivered = ods.where(F.col("_business_date").between(start, end))
-    keys = {("uscc", "period"): "tax"}
-    rows = affected_rows(ods, delivered, table, keys, follow=frozenset(keys.values()))
-    facts, _ = build_tax_monthly(normalize(rows, table), table)
-    return sorted({r.period for r in facts.collect()})
+    deliveries: list[tuple[str, str, list[list[str]]]], spans: dict[str, tuple[dt.date, dt.date]]
+) -> dict[str, list[str]]:
+    """The months a build of each span writes (those of the rows its deliveries affect), with
+    the deliveries ingested for real: the keys are followed through the feed's line index."""
+    table = CONTRACTS["dwd_tax_monthly"]
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Settings(var_dir=Path(tmp), warehouse=f"{tmp}/lakehouse", landing=f"{tmp}/in")
+        header = [c.name for c in CONTRACTS["ods_gov_tax_monthly"].feed_columns]
+        for name, day, rows in deliveries:
+            path = write(Path(lake.landing), "gov_tax_monthly", day, f"{name}.csv", header, rows)
+            ingest_file(path, "gov_tax_monthly", settings=lake)
+        spark = SparkSession.getActiveSession()
+        assert spark is not None
+        ods = tables.read(spark, CONTRACTS["ods_gov_tax_monthly"], settings=lake)
+        keys = {("uscc", "period"): "tax"}
+        months = {}
+        for span, days in spans.items():
+            rows = affected_rows(
+                ods, "gov_tax_monthly", table, keys, days=days, follow=frozenset({"tax"}),
+                settings=lake,
+            )  # fmt: skip
+            facts, _ = build_tax_monthly(normalize(rows, table), table)
+            months[span] = sorted({r.period for r in facts.collect()})
+        return months
 
 
 @pytest.fixture(scope="module")
@@ -218,20 +238,24 @@ def tax(spark: SparkSession) -> dict[str, Any]:
         filing(ACME, "202406", "120,000.00", "2024-07-03T09:01:00+08:00"),
     ]
     stale = [filing(ACME, "202405", "100,000.00", "2024-06-10T10:00:00+08:00")]  # re-sent
-    ods = _ods(
-        spark,
-        "ods_gov_tax_monthly",
-        [("t1", "2024-06-10", june), ("t2", "2024-07-03", july), ("t3", "2024-07-05", stale)],
-    )
+    deliveries = [
+        ("t1", "2024-06-10", june),
+        ("t2", "2024-07-03", july),
+        ("t3", "2024-07-05", stale),
+    ]
+    ods = _ods(spark, "ods_gov_tax_monthly", deliveries)
     normalized = normalize(ods, table)
     facts, quarantine = build_tax_monthly(normalized, table)
     return {
         "facts": {(r.uscc, r.period): r for r in facts.collect()},
         "quarantine": {(r.delivery_id, r.source_line): r.asDict() for r in quarantine.collect()},
-        "periods": {
-            "july-3": _months_rebuilt(ods, table, dt.date(2024, 7, 3), dt.date(2024, 7, 3)),
-            "june": _months_rebuilt(ods, table, dt.date(2024, 6, 1), dt.date(2024, 6, 30)),
-        },
+        "periods": _months_rebuilt(
+            deliveries,
+            {
+                "july-3": (dt.date(2024, 7, 3), dt.date(2024, 7, 3)),
+                "june": (dt.date(2024, 6, 1), dt.date(2024, 6, 30)),
+            },
+        ),
     }
 
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyspark.sql.functions as F
 import pytest
 
 from citylake.settings import Settings
 from pipelines import tables
 from pipelines.build import FEED_FACTS, TXN_KEYS, BuildResult, _ods, build_dwd, refresh_fact
-from pipelines.dwd.affected import LINE, affected_rows, keys_of
+from pipelines.dwd.affected import affected_rows, keys_of
+from pipelines.dwd.line_keys import INDEX, LINE, line_keys, rules_fingerprint
 from pipelines.ingest import ingest_file
 from tests.payment_files import MERCHANT_HEADER, TXN_HEADER, merchant, txn, write
 
@@ -135,13 +137,63 @@ def test_a_day_reads_only_the_lines_its_deliveries_relate_to(spark, lake: Settin
     changed = keys_of(registry.where(on_d6), merchants, {("merchant_id",): "merchant"})
     rows = affected_rows(
         everything,
-        everything.where(on_d6),
+        "pay_transactions",
         txn_table,
         TXN_KEYS,
+        days=(D6, D6),
         follow=frozenset({"txn"}),
         seeds=changed,
+        settings=lake,
     )
     ids = sorted(r.txn_id for r in rows.select("txn_id", *LINE).collect())
     # The 6th's four lines, T1 (R1's original), T2's first version, and the other refunds of
     # T1 (R3) and T4 (R2); no merchant changed on the 6th, so nothing else.
     assert ids == ["R1", "R2", "R3", "T1", "T2", "T2", "T3", "T4"]
+
+
+def _indexed(lake: Settings) -> dict[str, set[str]]:
+    """The index's deliveries, by key-rule fingerprint, read from its Delta log."""
+    index = tables.ensure_native(tables.contract(INDEX, lake), lake)
+    held: dict[str, set[str]] = {}
+    for part in index.partitions(partition_filters=[("feed", "=", "pay_transactions")]):
+        held.setdefault(part["rules"], set()).add(part["delivery_id"])
+    return held
+
+
+def test_each_delivery_is_indexed_once_and_again_when_the_key_rules_change(
+    spark, lake: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = tables.contract("dwd_pay_transaction", lake)
+    ods = tables.contract("ods_pay_transactions", lake)
+    log = tables.contract("ods_delivery_log", lake)
+
+    def index() -> list[tuple]:
+        rows = tables.read(spark, ods, settings=lake)
+        keys = line_keys(rows, "pay_transactions", table, TXN_KEYS, lake)
+        return sorted(tuple(map(str, r)) for r in keys.collect())
+
+    def deliveries() -> set[str]:
+        rows = tables.read_native(log, pc.field("feed") == "pay_transactions", lake)
+        return set(rows["delivery_id"].to_pylist())
+
+    for day in (D5, D6):
+        _deliver(lake, day)
+    first = index()
+    rules = rules_fingerprint(table, TXN_KEYS)
+    assert _indexed(lake) == {rules: deliveries()}
+    # T1 of the 5th carries its id and its merchant; R1 of the 6th its id, T1 and M1.
+    keys = {r[3].replace("\x1f", ":") for r in first}
+    assert {"txn:T1", "merchant:M1", "txn:R1"} <= keys and len(first) == 4 * 2 + 4 * 2 + 2
+
+    version = tables.version(spark, tables.contract(INDEX, lake), lake)
+    assert index() == first  # nothing new delivered: the index is read, not written
+    assert tables.version(spark, tables.contract(INDEX, lake), lake) == version
+
+    _deliver(lake, D7)
+    later = index()  # the 7th's delivery only is parsed, and appended
+    assert _indexed(lake) == {rules: deliveries()} and set(first) < set(later)
+
+    # Other key rules (a changed contract or parser): the feed is indexed afresh, alone.
+    monkeypatch.setattr("pipelines.dwd.line_keys.rules_fingerprint", lambda *_: "other")
+    assert index() == later
+    assert _indexed(lake) == {"other": deliveries()}

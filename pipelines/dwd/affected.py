@@ -3,10 +3,11 @@
 A DWD row is a function of every delivered version of its key (the latest wins) and, for some
 feeds, of related keys (a refund needs its original and the original's other refunds; a
 transaction needs its merchant's registry versions). A build therefore starts from the keys
-that the deliveries of its days carry, follows the relations to a fixed point on a slim
-projection of ODS (lineage and keys only), and then reads the full rows of just those lines.
-Its cost follows the days it builds, not the history held in ODS, and its result equals a
-rebuild from all of ODS (tests/test_incremental_dwd.py holds the two side by side).
+that the deliveries of its days carry, follows the relations to a fixed point on the index of
+the keys each delivered line carries (pipelines/dwd/line_keys.py: a delivery's keys are parsed
+once, not on every build), and then reads the full rows of just those lines, from the business
+dates they were delivered on. Its result equals a rebuild from all of ODS
+(tests/test_incremental_dwd.py holds the two side by side).
 
 Keys live in namespaces: `txn_id` and `refund_of` are both transaction ids ("txn"), so a
 refund's `refund_of` finds its original and the original's id finds its other refunds.
@@ -14,43 +15,26 @@ refund's `refund_of` finds its original and the original's id finds its other re
 
 from __future__ import annotations
 
-import functools
-import operator
-from collections.abc import Mapping, Sequence
+import datetime as dt
+from collections.abc import Mapping
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
 
 from citylake.settings import Settings
 from pipelines import tables
-from pipelines.normalize import parse
+from pipelines.dwd.line_keys import LINE, line_keys, tagged_keys
 from warehouse_layers.contract import TableContract
 
-LINE = ["_delivery_id", "_source_line"]  # one ODS row: the delivery and the line in it
 _BROADCAST_KEYS = 2_000_000  # beyond this many keys a shuffle join beats shipping them
-
-
-def key_value(table: TableContract, columns: Sequence[str], namespace: str) -> SparkColumn:
-    """The typed key of an ODS row as normalization will make it, tagged with its namespace;
-    null when any part is missing (such a row joins nothing and is quarantined anyway)."""
-    parts = []
-    for name in columns:
-        col = table.column(name)
-        assert col.rule is not None and col.source is not None, f"{table.name}.{name}"
-        parts.append(parse(col.rule, F.col(col.source), col).value.cast("string"))
-    value = F.concat_ws("\x1f", F.lit(namespace), *parts)
-    missing = functools.reduce(operator.or_, [p.isNull() for p in parts])
-    return F.when(~missing, value)
 
 
 def keys_of(
     rows: DataFrame, table: TableContract, keys: Mapping[tuple[str, ...], str]
 ) -> DataFrame:
     """The distinct tagged keys (`_key`) that ODS `rows` carry, for every key in `keys`."""
-    tagged = [key_value(table, cols, ns) for cols, ns in keys.items()]
     return (
-        rows.select(F.explode(F.array(*tagged)).alias("_key"))
+        rows.select(F.explode(F.array(*tagged_keys(table, keys))).alias("_key"))
         .where(F.col("_key").isNotNull())
         .distinct()
     )
@@ -62,37 +46,40 @@ def _semi(rows: DataFrame, keys: DataFrame, on: str | list[str], size: int) -> D
 
 def affected_rows(
     ods: DataFrame,
-    delivered: DataFrame,
+    feed: str,
     table: TableContract,
     keys: Mapping[tuple[str, ...], str],
     *,
+    days: tuple[dt.date, dt.date],
     follow: frozenset[str],
     seeds: DataFrame | None = None,
+    settings: Settings,
 ) -> DataFrame:
-    """The `delivered` rows and every row of `ods` (any delivery) related to them by a key.
+    """The rows that deliveries of the business `days` [first, last] carry, and every row of
+    `ods` (any delivery) related to them by a key.
 
     `keys` maps key columns (DWD names) to their namespace. The keys of the `follow`
     namespaces relate rows, to a fixed point: those a delivered row carries, then those that
     every row found so far carries. Other namespaces are only looked up from `seeds`, once: a
     changed merchant affects its transactions, but their merchants affect nothing further.
+    The keys come from the feed's line index (pipelines/dwd/line_keys.py), and only the
+    business dates of the lines found are read from ODS.
     """
-    tagged = [key_value(table, cols, ns) for cols, ns in keys.items()]
-    slim = (
-        ods.select(*LINE, F.explode(F.array(*tagged)).alias("_key"))
-        .where(F.col("_key").isNotNull())
-        .cache()
-    )
+    first, last = days
+    delivered = ods.where(tables.date_range_predicate("_business_date", first, last))
+    index = line_keys(ods, feed, table, keys, settings)
     in_follow = F.split("_key", "\x1f")[0].isin(sorted(follow))
-    found = keys_of(delivered, table, keys).where(in_follow)
+    found = index.where(tables.date_range_predicate("_business_date", first, last))
+    found = found.where(in_follow).select("_key")
     if seeds is not None:
         found = found.unionByName(seeds.select("_key"))
     found = found.distinct().cache()
     size = found.count()
     while True:
-        lines = _semi(slim, found, "_key", size).select(*LINE).distinct().cache()
+        lines = _semi(index, found, "_key", size).select(*LINE, "_business_date").distinct().cache()
         count = lines.count()
         more = (
-            _semi(slim, lines, LINE, count)
+            _semi(index, lines.select(*LINE), LINE, count)
             .where(in_follow)
             .select("_key")
             .unionByName(found)
@@ -102,7 +89,10 @@ def affected_rows(
         if (grown := more.count()) == size:
             break
         found, size = more, grown
-    return _semi(ods, lines, LINE, count).unionByName(delivered).dropDuplicates(LINE)
+    dates = sorted(r[0] for r in lines.select("_business_date").distinct().collect())
+    related = ods.where(tables.in_list("_business_date", dates)) if dates else ods.limit(0)
+    found_rows = _semi(related, lines.select(*LINE), LINE, count)
+    return found_rows.unionByName(delivered).dropDuplicates(LINE)
 
 
 def replace_keys(

@@ -1,0 +1,115 @@
+"""The business keys every delivered ODS line carries, parsed once per delivery and kept.
+
+An incremental build follows keys from the lines its deliveries brought to every other line
+that shares them (pipelines/dwd/affected.py). Parsing the keys of every line ever delivered
+on each build made its cost grow with the history held in ODS; the index `dwd_line_key`
+keeps each delivery's typed keys instead, written when a build first meets the delivery.
+
+The index is partitioned by feed, key-rule fingerprint and delivery, so which deliveries it
+holds is read from the Delta log alone (no scan), and a change of the key rules (the contract
+rules of the key columns or the parsing code) makes a fresh index for the feed that replaces
+the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame
+
+from citylake.settings import Settings
+from pipelines import normalize, tables
+from warehouse_layers.contract import TableContract
+
+INDEX = "dwd_line_key"
+LINE = ["_delivery_id", "_source_line"]  # one ODS row: the delivery and the line in it
+
+
+def rules_fingerprint(table: TableContract, keys: Mapping[tuple[str, ...], str]) -> str:
+    """What the keys of `keys` are parsed with: each key column's rule, and normalize.py,
+    whose any change may change a typed key (a changed comment costs one re-index)."""
+
+    def rule(name: str) -> dict:
+        return table.column(name).model_dump(mode="json", exclude={"description"})
+
+    spec = [[namespace, [rule(c) for c in cols]] for cols, namespace in sorted(keys.items())]
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, ensure_ascii=False).encode())
+    digest.update(Path(normalize.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def tagged_keys(table: TableContract, keys: Mapping[tuple[str, ...], str]) -> list:
+    """One column per key of `keys`: its typed value tagged with its namespace (null when any
+    part is missing: such a row joins nothing and is quarantined anyway)."""
+    return [key_value(table, cols, namespace) for cols, namespace in keys.items()]
+
+
+def key_value(table: TableContract, columns: tuple[str, ...], namespace: str):
+    """The typed key of an ODS row as normalization will make it, tagged with its namespace."""
+    parts = []
+    for name in columns:
+        col = table.column(name)
+        assert col.rule is not None and col.source is not None, f"{table.name}.{name}"
+        parts.append(normalize.parse(col.rule, F.col(col.source), col).value.cast("string"))
+    missing = parts[0].isNull()
+    for part in parts[1:]:
+        missing = missing | part.isNull()
+    return F.when(~missing, F.concat_ws("\x1f", F.lit(namespace), *parts))
+
+
+def line_keys(
+    ods: DataFrame,
+    feed: str,
+    table: TableContract,
+    keys: Mapping[tuple[str, ...], str],
+    settings: Settings,
+) -> DataFrame:
+    """(`_delivery_id`, `_source_line`, `_business_date`, `_key`) for every committed line of
+    the feed's `ods` rows, from the index, after indexing the deliveries it does not hold yet.
+
+    A line whose keys all fail to parse has no entry (normalization quarantines it). The index
+    may hold deliveries newer than `ods` (a build of an older pinned version): their keys only
+    ever add related lines, and only lines of `ods` are read in the end.
+    """
+    index = tables.contract(INDEX, settings)
+    rules = rules_fingerprint(table, keys)
+    native = tables.ensure_native(index, settings)
+    held = native.partitions(partition_filters=[("feed", "=", feed), ("rules", "=", rules)])
+    indexed = {p["delivery_id"] for p in held}
+    log = tables.read_native(
+        tables.contract("ods_delivery_log", settings),
+        (pc.field("feed") == feed) & (pc.field("loaded") > 0),
+        settings,
+    )
+    todo = {
+        delivery: day
+        for delivery, day in zip(
+            log["delivery_id"].to_pylist(), log["business_date"].to_pylist(), strict=True
+        )
+        if delivery not in indexed
+    }
+    if todo:
+        new = ods.where(tables.in_list("_business_date", sorted(set(todo.values())))).where(
+            F.col("_delivery_id").isin(sorted(todo))
+        )
+        rows = new.select(
+            F.lit(feed).alias("feed"),
+            F.lit(rules).alias("rules"),
+            F.col("_delivery_id").alias("delivery_id"),
+            F.col("_source_line").alias("source_line"),
+            F.col("_business_date").alias("business_date"),
+            F.explode(F.array(*tagged_keys(table, keys))).alias("key"),
+        ).where(F.col("key").isNotNull())
+        if indexed:
+            tables.append(rows, index, settings=settings)
+        else:  # a first index of the feed under these rules: keys parsed by others go
+            tables.replace(rows, index, where=f"feed = '{feed}'", settings=settings)
+    held_rows = tables.read(ods.sparkSession, index, settings=settings)
+    return held_rows.where((F.col("feed") == feed) & (F.col("rules") == rules)).select(
+        *[F.col(name[1:]).alias(name) for name in (*LINE, "_business_date", "_key")]
+    )
