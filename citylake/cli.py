@@ -33,15 +33,26 @@ DateOption = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])]
 
 @app.command()
 def setup() -> None:
-    """Fetch the pinned Delta jars from Maven Central into the project cache (idempotent)."""
+    """Fetch the pinned jars from Maven Central and build the pinned MinIO server, once each,
+    into the project cache (idempotent)."""
+    from citylake import minio
     from citylake.jars import JarResolutionError, resolve
 
+    settings = get_settings()
     try:
-        paths = resolve(get_settings())
+        paths = resolve(settings)
     except JarResolutionError as exc:
         err.print(f"[red]citylake setup:[/] {exc}")
         raise typer.Exit(1) from exc
     console.print(f"citylake setup: {len(paths)} jars ready in {paths[0].parent}")
+    if not minio.binary(settings).is_file():
+        console.print(f"citylake setup: building MinIO {minio.VERSION} with go install (once)")
+    try:
+        server = minio.install(settings)
+    except RuntimeError as exc:
+        err.print(f"[red]citylake setup:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    console.print(f"citylake setup: MinIO server ready at {server}")
 
 
 @app.command()

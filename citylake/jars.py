@@ -3,6 +3,7 @@
 Only the listed artifacts go on ``spark.jars``: their transitive dependencies are either
 provided by Spark itself (Scala, Hadoop client, Parquet, Jackson) or unused in our paths, and
 adding a second copy of a provided library is a classpath conflict waiting to happen.
+The S3 jars join only a Spark session whose warehouse is on object storage (``s3a://``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,18 @@ DELTA_JARS = (
 )
 
 
+# s3a:// for Spark: hadoop-aws must be the version of the hadoop-client jars inside pyspark
+# (3.5.0 for pyspark 4.2.0), and the AWS SDK v2 bundle the version its POM names. The
+# analytics accelerator is a compile-scope dependency of hadoop-aws 3.5 (its input streams).
+HADOOP_VERSION = "3.5.0"
+S3_JARS = (
+    MavenArtifact("org.apache.hadoop", "hadoop-aws", HADOOP_VERSION),
+    MavenArtifact("software.amazon.awssdk", "bundle", "2.35.4"),  # 686 MB, fetched once
+    MavenArtifact("software.amazon.s3.analyticsaccelerator", "analyticsaccelerator-s3", "1.3.1"),
+)
+SPARK_JARS = DELTA_JARS + S3_JARS  # what the set-up fetches
+
+
 class JarResolutionError(RuntimeError):
     pass
 
@@ -54,12 +67,38 @@ def _fetch(url: str) -> bytes:
             return response.read()
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise JarResolutionError(
-            f"cannot download {url}: {exc}. Spark's Delta jars come from Maven Central; "
+            f"cannot download {url}: {exc}. Spark's jars come from Maven Central; "
             "check the network or point CITYLAKE_MAVEN_REPOSITORY at a mirror."
         ) from exc
 
 
-def resolve(settings: Settings, artifacts: tuple[MavenArtifact, ...] = DELTA_JARS) -> list[Path]:
+def download_verified(url: str, path: Path, label: str) -> None:
+    """Stream `url` to `path`, checked against the SHA-1 Maven publishes beside it.
+
+    Streamed, not held in memory: the AWS SDK bundle alone is 686 MB. The file appears under
+    its name only when complete and verified, so a half-written download never looks cached.
+    """
+    expected = _fetch(url + ".sha1").decode().split()[0].strip()
+    digest = hashlib.sha1()
+    partial = path.with_name(path.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as out:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        raise JarResolutionError(
+            f"cannot download {url}: {exc}. The set-up fetches from Maven Central; "
+            "check the network or point CITYLAKE_MAVEN_REPOSITORY at a mirror."
+        ) from exc
+    if digest.hexdigest() != expected:
+        partial.unlink(missing_ok=True)
+        raise JarResolutionError(f"{label}: SHA-1 {digest.hexdigest()} != published {expected}")
+    partial.replace(path)
+
+
+def resolve(settings: Settings, artifacts: tuple[MavenArtifact, ...] = SPARK_JARS) -> list[Path]:
     """Download each artifact once into the cache, verified against Maven's published SHA-1."""
     target = settings.jars_dir
     target.mkdir(parents=True, exist_ok=True)
@@ -67,17 +106,14 @@ def resolve(settings: Settings, artifacts: tuple[MavenArtifact, ...] = DELTA_JAR
     for artifact in artifacts:
         path = target / artifact.filename
         if not path.exists():
-            url = artifact.url(settings.maven_repository)
-            payload = _fetch(url)
-            expected = _fetch(url + ".sha1").decode().split()[0].strip()
-            actual = hashlib.sha1(payload).hexdigest()
-            if actual != expected:
-                raise JarResolutionError(f"{artifact}: SHA-1 {actual} != published {expected}")
-            partial = path.with_suffix(".part")
-            partial.write_bytes(payload)
-            partial.replace(path)  # atomic: a half-written jar never looks cached
+            download_verified(artifact.url(settings.maven_repository), path, str(artifact))
         paths.append(path)
     return paths
+
+
+def spark_artifacts(settings: Settings) -> tuple[MavenArtifact, ...]:
+    """What a Spark session of these settings puts on ``spark.jars``."""
+    return SPARK_JARS if settings.is_remote_warehouse else DELTA_JARS
 
 
 def cached_jars(

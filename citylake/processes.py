@@ -134,6 +134,13 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
+def port_taken(host: str, port: int) -> bool:
+    """True if something already accepts connections on `host:port`."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
 def wait_for_port(host: str, port: int, *, timeout: float, svc: Service | None = None) -> None:
     """Wait until `host:port` accepts connections; fail early if the service died."""
     deadline = time.monotonic() + timeout

@@ -36,6 +36,11 @@ class S3Settings(BaseModel):
     secret_key: SecretStr = SecretStr("citylake-secret")
     path_style: bool = True
     region: str = "us-east-1"
+    buckets: list[str] = Field(
+        default_factory=lambda: ["lake"],
+        description="Created by `citylake up` on the project's MinIO, beside the buckets the "
+        "warehouse and landing zone name.",
+    )
 
 
 class SparkSettings(BaseModel):

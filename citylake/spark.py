@@ -12,7 +12,7 @@ import shutil
 import sys
 from typing import TYPE_CHECKING
 
-from citylake.jars import cached_jars
+from citylake.jars import cached_jars, spark_artifacts
 from citylake.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
         builder = builder.remote(settings.spark.connect_url)
     else:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-        jars = ",".join(str(p) for p in cached_jars(settings))
+        jars = ",".join(str(p) for p in cached_jars(settings, spark_artifacts(settings)))
         builder = builder.master(settings.spark.master).config("spark.jars", jars)
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)

@@ -1,8 +1,9 @@
 """The services `citylake up` runs on this machine, in start order.
 
 Each binds to 127.0.0.1, keeps its data under ``var/`` and is stopped by the pid it was started
-with (`citylake.processes`). Later services (Airflow, MinIO, Trino, Superset, OpenMetadata)
-join this list; production runs the same services from ``infra/``.
+with (`citylake.processes`). The source stand-ins come first, then the platform's own
+services (MinIO); later ones (Trino, Airflow, Superset, OpenMetadata) join this list;
+production runs the same services from ``infra/``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ def _stop_source_db(settings: Settings) -> bool:
     return stop_source_db(settings)
 
 
+def _start_minio(settings: Settings) -> Service:
+    from citylake.minio import start_minio
+
+    return start_minio(settings)
+
+
+def _stop_minio(settings: Settings) -> bool:
+    from citylake.minio import stop_minio
+
+    return stop_minio(settings)
+
+
 def _start_exchange(settings: Settings) -> Service:
     from sources.gov_exchange import start_exchange
 
@@ -66,7 +79,16 @@ SERVICES: tuple[StackService, ...] = (
         _stop_exchange,
         lambda s: s.exchange.url,
     ),
+    StackService(
+        "minio",
+        "object storage (MinIO, S3 API; s3a:// warehouses)",
+        _start_minio,
+        _stop_minio,
+        lambda s: s.s3.endpoint,
+    ),
 )
+# The city's systems that the platform pulls from (stand-ins here); the demo runs only these.
+SOURCES = ("postgres", "gov-exchange")
 
 
 def select(names: list[str] | None) -> list[StackService]:

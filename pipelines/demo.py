@@ -67,12 +67,14 @@ def run_demo(
     settings = settings.model_copy(
         update={"source_db": settings.source_db.model_copy(update={"watermark_lag_seconds": 0.0})}
     )
-    started = [s for s, svc in stack.status(settings) if not svc.running]
+    sources = stack.select(list(stack.SOURCES))
+    running = {s.name for s, svc in stack.status(settings) if svc.running}
+    started = [s for s in sources if s.name not in running]
     for s in started:
         s.start(settings)
     console.print(
         "[bold]0. sources[/] running: "
-        + ", ".join(f"{s.name} ({s.address(settings)})" for s in stack.SERVICES)
+        + ", ".join(f"{s.name} ({s.address(settings)})" for s in sources)
     )
     try:
         results: list[DeliveryResult] = []

@@ -106,17 +106,20 @@ def crash_stack(spark, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     settings = get_settings()
     pids: list[int] = []
     try:
-        for svc in stack.up(settings=settings):
+        for svc in stack.up(list(stack.SOURCES), settings=settings):
             assert svc.pid is not None
             pids += server_pids(svc.pid) if svc.name == "postgres" else [svc.pid]
         for contract in tables.contracts(settings).values():
             if contract.layer == "ods":
                 tables.ensure_native(contract, settings)
         yield settings
-        assert sorted(stack.down(settings=settings)) == ["gov-exchange", "postgres"]
+        assert sorted(stack.down(list(stack.SOURCES), settings=settings)) == [
+            "gov-exchange",
+            "postgres",
+        ]
         assert not [p for p in pids if alive(p)], "service processes left after stop"
     finally:
-        stack.down(settings=settings)
+        stack.down(list(stack.SOURCES), settings=settings)
         get_settings.cache_clear()
         shutil.rmtree(root, ignore_errors=True)
 

@@ -1,0 +1,158 @@
+"""MinIO as a citylake service, and the pipeline on an ``s3a://`` warehouse by settings alone.
+
+Each test starts the project's pinned MinIO (built by the set-up) on a free loopback port with
+its data under the test's directory and stops it by its pid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+from pyarrow import fs
+
+from citylake import minio, stack
+from citylake.settings import Settings
+from pipelines import tables
+from tests.object_store import running_minio, s3_env
+from tests.payment_files import TXN_HEADER, registry, txn, write
+from tests.source_db import alive
+
+pytestmark = pytest.mark.stack
+
+D5 = "2024-11-05"
+
+
+def _store(settings: Settings) -> fs.S3FileSystem:
+    s3 = settings.s3
+    return fs.S3FileSystem(
+        access_key=s3.access_key,
+        secret_key=s3.secret_key.get_secret_value(),
+        endpoint_override=s3.endpoint.removeprefix("http://"),
+        scheme="http",
+        region=s3.region,
+    )
+
+
+LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1 in /proc's hex
+
+
+def listening(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of the TCP sockets `pid` listens on (from /proc, no tools needed)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
+                address, port = cols[1].split(":")
+                found.add((address, int(port, 16)))
+    return found
+
+
+def test_up_creates_buckets_binds_loopback_and_down_stops_by_pid(tmp_path: Path) -> None:
+    with running_minio(tmp_path / "var") as settings:
+        (minio_stack,) = stack.select(["minio"])
+        svc = minio_stack.start(settings)  # already running: reused, buckets re-checked
+        first = svc.pid  # the record reads its pid file: keep the number
+        assert first is not None
+        # Loopback only, the API port only (no console listener).
+        sockets = listening(first)
+        assert {a for a, _ in sockets} <= LOOPBACK
+        assert {p for _, p in sockets} == {minio.address(settings)[1]}
+        store = _store(settings)
+        buckets = {i.base_name for i in store.get_file_info(fs.FileSelector("/"))}
+        assert buckets == {"lake"}  # s3.buckets and the warehouse's bucket, here the same
+        store.create_dir("lake/probe")
+        with store.open_output_stream("lake/probe/x.txt") as out:
+            out.write(b"kept")
+        assert (tmp_path / "var" / "minio" / "data" / "lake").is_dir()  # data under ./var
+
+        assert stack.down(["minio"], settings=settings) == ["minio"]
+        assert not alive(first)
+        restarted = stack.up(["minio"], settings=settings)[0]
+        assert restarted.pid not in (None, first)
+        with store.open_input_stream("lake/probe/x.txt") as src:
+            assert src.read() == b"kept"  # a restart keeps the objects
+
+
+def test_pipeline_on_minio_by_settings_alone(tmp_path: Path) -> None:
+    """Ingest and build a tiny payment day with CITYLAKE_WAREHOUSE=s3a://…: every table is an
+    object in MinIO, none on local disk, and the ADS table reads back from the bucket."""
+    with running_minio(tmp_path / "var") as settings:
+        landing = Path(settings.landing)
+        day = write(
+            landing,
+            "pay_transactions",
+            D5,
+            "d5.csv",
+            TXN_HEADER,
+            [
+                txn("T1", "M1", "2024-11-05T12:00:00+08:00", 10000),
+                txn("T2", "M1", "2024-11-05T23:59:59+08:00", 2500),
+                txn("T3", "M2", "2024-11-05T08:00:00+08:00", 700, channel="alipay"),
+            ],
+        )
+        env = {
+            **os.environ,
+            **s3_env(settings),
+            "CITYLAKE_VAR_DIR": str(settings.var_dir),
+            "CITYLAKE_LANDING": str(landing),
+            "CITYLAKE_MODELS_START": D5,  # models fill from this day, not from 2024-01-01
+        }
+        citylake = [str(Path(sys.executable).parent / "citylake")]
+        for argv in (
+            ["ingest", "merchant_registry", str(registry(landing))],
+            ["ingest", "pay_transactions", str(day)],
+            ["build", "--from", D5, "--to", D5],
+        ):
+            done = subprocess.run(
+                [*citylake, *argv],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+        assert "s3a://lake/warehouse/ads/ads_trade_daily" in done.stdout
+
+        # Nothing fell back to a local warehouse (the default is ./var/lakehouse of the cwd).
+        objects = minio.root_dir(settings)
+        assert not [p for p in tmp_path.rglob("_delta_log") if objects not in p.parents]
+        ads = tables.contract("ads_trade_daily", settings)
+        native = DeltaTable(
+            tables.native_uri(ads, settings), storage_options=tables.storage_options(settings)
+        )
+        got = {
+            (r["district_code"], r["sector"], r["channel"]): (r["txn_count"], r["gross_fen"])
+            for r in native.to_pyarrow_table().to_pylist()
+            if r["biz_date"] == dt.date(2024, 11, 5)
+        }
+        assert got == {
+            ("431102", "catering", "wechat"): (2, 12500),
+            ("431103", "retail", "alipay"): (1, 700),
+        }
+        log = _store(settings).get_file_info(
+            fs.FileSelector("lake/warehouse/ads/ads_trade_daily/_delta_log")
+        )
+        assert any(i.base_name.endswith(".json") for i in log)
+
+
+def test_setup_builds_the_pinned_server_once(tmp_path: Path) -> None:
+    """The cached binary is the pinned version (the set-up built it; a second call is free)."""
+    settings = Settings(var_dir=tmp_path / "var")
+    server = minio.install(settings)
+    assert server == settings.cache_dir / "minio" / minio.VERSION / "minio"
+    out = subprocess.run([str(server), "--version"], capture_output=True, text=True, check=True)
+    assert "minio version" in out.stdout
