@@ -33,9 +33,9 @@ DateOption = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])]
 
 @app.command()
 def setup() -> None:
-    """Fetch the pinned jars from Maven Central and build the pinned MinIO server, once each,
-    into the project cache (idempotent)."""
-    from citylake import minio
+    """Fetch the pinned jars and Trino from Maven Central and build the pinned MinIO server,
+    once each, into the project cache (idempotent)."""
+    from citylake import minio, trino
     from citylake.jars import JarResolutionError, resolve
 
     settings = get_settings()
@@ -53,6 +53,12 @@ def setup() -> None:
         err.print(f"[red]citylake setup:[/] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     console.print(f"citylake setup: MinIO server ready at {server}")
+    try:
+        installed = trino.install(settings)
+    except (JarResolutionError, trino.TrinoError) as exc:
+        err.print(f"[red]citylake setup:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    console.print(f"citylake setup: Trino {trino.VERSION} ready at {installed}")
 
 
 @app.command()
@@ -202,6 +208,55 @@ def build(
         err.print(f"[red]promotion stopped:[/] {escape(str(exc))}")
         raise typer.Exit(3) from exc
     _print_build(result)
+    _register_with_trino()
+
+
+def _register_with_trino() -> None:
+    """After a build, make its new tables queryable in Trino, if our Trino runs."""
+    from citylake import trino
+
+    settings = get_settings()
+    if not trino.running(settings):
+        return
+    try:
+        added = trino.register_warehouse(settings)
+    except trino.TrinoError as exc:  # the build stands; say what Trino does not see yet
+        err.print(f"[yellow]not registered in Trino:[/] {escape(str(exc))}")
+        return
+    if added:
+        console.print(f"registered in Trino ({settings.trino.catalog}): {', '.join(added)}")
+
+
+@app.command()
+def sql(
+    statement: Annotated[
+        str | None, typer.Argument(help="One SQL statement; none: the interactive Trino CLI")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON objects")] = False,
+) -> None:
+    """Query the warehouse through Trino (catalog `lake`, schemas ods/dwd/dws/ads)."""
+    import os
+
+    from citylake import trino
+
+    settings = get_settings()
+    if statement is None:
+        argv = trino.cli_argv(settings)
+        os.execv(argv[0], argv)  # the Trino CLI takes over the terminal
+    try:
+        result = trino.query(statement, settings)
+    except trino.TrinoError as exc:
+        err.print(f"[red]citylake sql:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        for row in result.rows:
+            print(json.dumps(dict(zip(result.columns, row, strict=True)), ensure_ascii=False))
+        return
+    table = Table(*result.columns)
+    for row in result.rows:
+        table.add_row(*("NULL" if v is None else escape(str(v)) for v in row))
+    console.print(table)
+    console.print(f"({len(result.rows)} rows)")
 
 
 def _print_build(result) -> None:

@@ -117,6 +117,28 @@ class ExchangeSettings(BaseModel):
     timeout_seconds: float = 30.0
 
 
+class TrinoSettings(BaseModel):
+    """The SQL engine analysts and the cockpit query: Trino's Delta Lake connector over the
+    warehouse. The project runs it on 127.0.0.1; in production point this at the coordinator."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 18090
+    catalog: str = Field(default="lake", description="Catalog of the warehouse's tables.")
+    user: str = "citylake"
+    heap: str = Field(default="2G", description="JVM heap of the one-node server (-Xmx).")
+    java_home: Path | None = Field(
+        default=None,
+        description="A JDK new enough for Trino (24+); default: the newest under /usr/lib/jvm.",
+    )
+    start_timeout_seconds: float = 240.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYLAKE_", env_nested_delimiter="__", extra="forbid"
@@ -161,6 +183,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     source_db: SourceDatabaseSettings = Field(default_factory=SourceDatabaseSettings)
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    trino: TrinoSettings = Field(default_factory=TrinoSettings)
 
     @model_validator(mode="after")
     def _absolute_local_paths(self) -> Settings:

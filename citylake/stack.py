@@ -2,8 +2,8 @@
 
 Each binds to 127.0.0.1, keeps its data under ``var/`` and is stopped by the pid it was started
 with (`citylake.processes`). The source stand-ins come first, then the platform's own
-services (MinIO); later ones (Trino, Airflow, Superset, OpenMetadata) join this list;
-production runs the same services from ``infra/``.
+services (MinIO, then Trino, which may read the warehouse on MinIO); later ones (Airflow,
+Superset, OpenMetadata) join this list; production runs the same services from ``infra/``.
 """
 
 from __future__ import annotations
@@ -52,6 +52,20 @@ def _stop_minio(settings: Settings) -> bool:
     return stop_minio(settings)
 
 
+def _start_trino(settings: Settings) -> Service:
+    from citylake.trino import register_warehouse, start_trino
+
+    svc = start_trino(settings)
+    register_warehouse(settings)  # tables built while Trino was down become queryable
+    return svc
+
+
+def _stop_trino(settings: Settings) -> bool:
+    from citylake.trino import stop_trino
+
+    return stop_trino(settings)
+
+
 def _start_exchange(settings: Settings) -> Service:
     from sources.gov_exchange import start_exchange
 
@@ -85,6 +99,13 @@ SERVICES: tuple[StackService, ...] = (
         _start_minio,
         _stop_minio,
         lambda s: s.s3.endpoint,
+    ),
+    StackService(
+        "trino",
+        "SQL engine (Trino, Delta Lake connector over the warehouse)",
+        _start_trino,
+        _stop_trino,
+        lambda s: f"{s.trino.url} (catalog {s.trino.catalog})",
     ),
 )
 # The city's systems that the platform pulls from (stand-ins here); the demo runs only these.

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from citylake import stack
+from citylake import stack, trino
 from citylake.settings import Settings, get_settings
 from citylake.spark import get_spark
 from citylake.views import deliveries_table
@@ -88,6 +88,8 @@ def run_demo(
 
     result = build(settings=settings)
     console.print(f"[bold]3. built[/] DWD → DWS → ADS for {result.start} … {result.end}")
+    if trino.running(settings):  # `citylake up` started Trino: the new tables join its catalog
+        trino.register_warehouse(settings)
     for gate in result.gates:
         console.print(f"   {escape(gate.describe())}")
 

@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from citylake.settings import Settings
 from pipelines import tables
 from tests.object_store import running_minio, s3_env
 from tests.payment_files import TXN_HEADER, registry, txn, write
+from tests.sockets import LOOPBACK, listening
 from tests.source_db import alive
 
 pytestmark = pytest.mark.stack
@@ -37,26 +39,6 @@ def _store(settings: Settings) -> fs.S3FileSystem:
         scheme="http",
         region=s3.region,
     )
-
-
-LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1 in /proc's hex
-
-
-def listening(pid: int) -> set[tuple[str, int]]:
-    """(address, port) of the TCP sockets `pid` listens on (from /proc, no tools needed)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            cols = line.split()
-            if cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
-                address, port = cols[1].split(":")
-                found.add((address, int(port, 16)))
-    return found
 
 
 def test_up_creates_buckets_binds_loopback_and_down_stops_by_pid(tmp_path: Path) -> None:
@@ -85,6 +67,7 @@ def test_up_creates_buckets_binds_loopback_and_down_stops_by_pid(tmp_path: Path)
             assert src.read() == b"kept"  # a restart keeps the objects
 
 
+@pytest.mark.timeout(1800)  # three JVM starts and a build on object storage, on 2 cores
 def test_pipeline_on_minio_by_settings_alone(tmp_path: Path) -> None:
     """Ingest and build a tiny payment day with CITYLAKE_WAREHOUSE=s3a://…: every table is an
     object in MinIO, none on local disk, and the ADS table reads back from the bucket."""
@@ -115,16 +98,18 @@ def test_pipeline_on_minio_by_settings_alone(tmp_path: Path) -> None:
             ["ingest", "pay_transactions", str(day)],
             ["build", "--from", D5, "--to", D5],
         ):
+            began = time.monotonic()
             done = subprocess.run(
                 [*citylake, *argv],
                 env=env,
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
-                timeout=600,
+                timeout=1500,
                 check=False,
             )
             assert done.returncode == 0, done.stdout + done.stderr
+            print(f"citylake {argv[0]}: {time.monotonic() - began:.0f} s")  # shown with -s
         assert "s3a://lake/warehouse/ads/ads_trade_daily" in done.stdout
 
         # Nothing fell back to a local warehouse (the default is ./var/lakehouse of the cwd).
