@@ -8,13 +8,14 @@ its etc/ and data under the test's directory and stops it by its pid.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from citylake import processes, stack
+from citylake import processes, stack, trino
 from citylake.cli import app
 from citylake.settings import Settings, get_settings
 from pipelines.ingest import ingest_file
@@ -110,6 +111,16 @@ def test_build_registers_tables_and_sql_answers_on_ads(spark, trino_lake: Settin
 
     table = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM ods.ods_pay_transactions"])
     assert table.exit_code == 0 and "(1 rows)" in table.output, table.output
+
+    # The Trino CLI jar the set-up fetched (what `citylake sql` without a query opens).
+    cli = subprocess.run(
+        [*trino.cli_argv(settings), "--execute", "SELECT count(*) FROM ads.ads_trade_daily"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert cli.returncode == 0 and cli.stdout.strip() == '"2"', cli.stdout + cli.stderr
 
     down = runner.invoke(app, ["down", "trino"])
     assert down.exit_code == 0 and "trino" in down.output
