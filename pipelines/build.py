@@ -34,6 +34,7 @@ from pipelines.dwd.enterprise import build_enterprise
 from pipelines.dwd.feed import write_feed_dimension
 from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
 from pipelines.dwd.gate_outcome import kept_outcomes
+from pipelines.dwd.line_keys import FeedKeys, index_deliveries
 from pipelines.dwd.merchant import build_merchant
 from pipelines.dwd.order import build_merchant_order
 from pipelines.dwd.pay_transaction import build_pay_transaction
@@ -167,7 +168,7 @@ def build_dwd(
     _gate_rejects(txn_norm, "ods_pay_transactions", start, end, settings, result)
 
     merchants, merchant_rejects = build_merchant(merchants_norm, dwd_merchant)
-    tables.replace(merchants, dwd_merchant, settings=settings)
+    tables.replace_small(merchants, dwd_merchant, settings)
     replace_quarantine(merchant_rejects, registry, "merchant_registry", settings)
     merchants = tables.read(spark, dwd_merchant, settings=settings)
     facts, txn_rejects = build_pay_transaction(txn_norm, merchants, dwd_txn)
@@ -246,7 +247,7 @@ def build_fuel_dwd(
 ) -> set[dt.date] | None:
     """Fuel supervision's DWD behind its gates: the days its facts touched, None when no fuel
     feed ever delivered."""
-    if not _delivered(FUEL_FEEDS, settings):
+    if not delivered(FUEL_FEEDS, settings):
         return None  # no fuel delivery yet: nothing to build, no gate to run
     spark = get_spark(settings)
     ods = {name: _ods(spark, name, result.input_versions, settings) for name in FUEL_TABLES}
@@ -286,15 +287,15 @@ def fuel_dwd(
             station_table,
             {("station_id",): "station"},
         )
-        for name, key in FUEL_FACT_KEYS.items():
-            table = contracts[FUEL_TABLES[name]]
+        for name in FUEL_FACT_KEYS:
+            table, keys = fact_keys(name, settings)
             feed = contracts[name].feed
             assert feed is not None
             affected[name] = affected_rows(
                 ods[name],
                 feed.name,
                 table,
-                {key: name, ("station_id",): "station"},
+                keys,
                 days=(start, end),
                 follow=frozenset({name}),
                 seeds=changed,
@@ -307,7 +308,7 @@ def fuel_dwd(
         for name, rows in normalized.items():
             _gate_rejects(rows, name, start, end, settings, result)
     stations, station_rejects = build_fuel_station(normalized["ods_fuel_stations"], station_table)
-    tables.replace(stations, station_table, settings=settings)
+    tables.replace_small(stations, station_table, settings)
     replace_quarantine(station_rejects, ods["ods_fuel_stations"], "fuel_stations", settings)
     fuel = build_fuel_facts(
         normalized["ods_fuel_sales"],
@@ -379,13 +380,13 @@ def _fuel_models(
         return  # no fuel data yet
     if start is None or end is None:
         start, end = days
-    others = _fuel_restated(touched, start, end, settings)
+    others = fuel_restated(touched, start, end, settings)
     fuel = BuildResult(start, end, result.input_versions, gates=result.gates, days=others)
     build_dws_ads(fuel, settings, rebuilt=FUEL_DWD)
     result.rows |= fuel.rows
 
 
-def _fuel_restated(
+def fuel_restated(
     touched: set[dt.date], start: dt.date, end: dt.date, settings: Settings
 ) -> set[dt.date]:
     """The days outside [start, end] whose balance the fuel rows of a build changed: every
@@ -399,7 +400,7 @@ def _fuel_restated(
     return {d for d in touched if d < start} | set(later)
 
 
-def _delivered(feeds: tuple[str, ...], settings: Settings) -> bool:
+def delivered(feeds: tuple[str, ...], settings: Settings) -> bool:
     """Whether any of `feeds` ever delivered (the delivery log, read without Spark)."""
     log = tables.read_native(
         tables.contract("ods_delivery_log", settings), pc.field("feed").isin(list(feeds)), settings
@@ -425,7 +426,7 @@ def refresh_fact(
     """
     ods = tables.contract(ods_name, settings)
     assert ods.feed is not None
-    if not _delivered((ods.feed.name,), settings):
+    if not delivered((ods.feed.name,), settings):
         return False
     spark = get_spark(settings)
     table = tables.contract(dwd_name, settings)
@@ -433,7 +434,7 @@ def refresh_fact(
     column = table.partition_by[0] if table.partition_by else None
     rows = everything
     if column is not None and start is not None and end is not None:
-        keys = {tuple(table.primary_key): ods.feed.name}
+        keys = fact_keys(ods_name, settings)[1]
         rows = affected_rows(
             everything,
             ods.feed.name,
@@ -448,7 +449,7 @@ def refresh_fact(
     facts, rejects = builder(normalized, table)
     where = None
     if column is None:
-        tables.replace(facts, table, settings=settings)
+        tables.replace_small(facts, table, settings)
     else:
         touched = replace_keys(facts, normalized, table, settings)
         where = tables.in_list(column, touched) if touched else None
@@ -469,6 +470,38 @@ FEED_FACTS = {
 }
 
 
+def fact_keys(
+    ods_name: str, settings: Settings
+) -> tuple[TableContract, dict[tuple[str, ...], str]]:
+    """The DWD facts of a feed rebuilt by key, and how its lines relate (key columns to
+    namespace): what the line-key index holds for it and `affected_rows` follows."""
+    contracts = tables.contracts(settings)
+    if ods_name == "ods_pay_transactions":
+        return contracts["dwd_pay_transaction"], TXN_KEYS
+    if ods_name in FUEL_FACT_KEYS:
+        keys = {FUEL_FACT_KEYS[ods_name]: ods_name, ("station_id",): "station"}
+        return contracts[FUEL_TABLES[ods_name]], keys
+    table = contracts[FEED_FACTS[ods_name][0]]
+    feed = contracts[ods_name].feed
+    assert feed is not None
+    return table, {tuple(table.primary_key): feed.name}
+
+
+def index_lines(versions: dict[str, int], settings: Settings) -> None:
+    """Index the new deliveries of every feed rebuilt by key, in one commit, before the
+    feeds' builds read the index."""
+    spark = get_spark(settings)
+    contracts = tables.contracts(settings)
+    partitioned = [ods for ods, (dwd, _) in FEED_FACTS.items() if contracts[dwd].partition_by]
+    feeds = {}
+    for name in ("ods_pay_transactions", *FUEL_FACT_KEYS, *partitioned):
+        feed = contracts[name].feed
+        assert feed is not None
+        table, keys = fact_keys(name, settings)
+        feeds[feed.name] = FeedKeys(_ods(spark, name, versions, settings), table, keys)
+    index_deliveries(feeds, settings)
+
+
 def build_feed_facts(
     start: dt.date | None, end: dt.date | None, result: BuildResult, settings: Settings
 ) -> list[str]:
@@ -478,6 +511,12 @@ def build_feed_facts(
         for ods, (dwd, builder) in FEED_FACTS.items()
         if refresh_fact(ods, dwd, builder, start, end, result, settings)
     ]
+    return [*rebuilt, *build_dimensions(rebuilt, settings)]
+
+
+def build_dimensions(rebuilt: list[str], settings: Settings) -> list[str]:
+    """The conformed dimensions (districts, MCCs, industries of the merchants and, when
+    `rebuilt` holds it, the enterprises); returns their names."""
     spark = get_spark(settings)
     contracts = tables.contracts(settings)
     dims = {
@@ -490,8 +529,8 @@ def build_feed_facts(
         codes = codes.unionByName(enterprises.select("industry_code"))
     dims["dwd_dim_industry"] = build_industry(codes.distinct(), contracts["dwd_dim_industry"])
     for name, rows in dims.items():
-        tables.replace(rows, contracts[name], settings=settings)
-    return [*rebuilt, *dims]
+        tables.replace_small(rows, contracts[name], settings)
+    return list(dims)
 
 
 def build(
@@ -501,7 +540,10 @@ def build(
     check fails. Every gate outcome is kept in dwd_gate_outcome, a blocking one too."""
     settings = settings or get_settings()
     with kept_outcomes(start, end, settings) as keep_outcomes:
-        result = build_dwd(start, end, settings=settings)
+        versions = pin_inputs(get_spark(settings), settings)
+        if start is not None and end is not None:
+            index_lines(versions, settings)
+        result = build_dwd(start, end, settings=settings, versions=versions)
         gate_dwd(result, settings)
         rebuilt = [*PAYMENT_DWD, "dwd_merchant"]
         rebuilt += build_feed_facts(start, end, result, settings)
@@ -513,7 +555,7 @@ def build(
                 spans = [d for d in [(result.start, result.end), fuel_span] if d[0]]
                 result.start, result.end = min(a for a, _ in spans), max(b for _, b in spans)
             assert result.start is not None and result.end is not None
-            result.days |= _fuel_restated(touched, result.start, result.end, settings)
+            result.days |= fuel_restated(touched, result.start, result.end, settings)
         keep_outcomes()  # every gate before the models has spoken: the scorecard reads them
         rebuilt += quality_inputs(result, settings)
         build_dws_ads(result, settings, rebuilt=tuple(rebuilt))

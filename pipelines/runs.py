@@ -1,9 +1,12 @@
-"""The payment path one business day at a time, with JSON in and JSON out, for orchestrators.
+"""The platform's steps with JSON in and JSON out, for orchestrators: a feed's day (ingest or
+pull, then its ODS gate) and a domain's layers for a range of days (DWD behind its gates, then
+DWS and ADS).
 
-Each function is one Airflow task of ``dags/payment_daily.py``. Tasks of a real scheduler run in
+Each function is one Airflow task of the DAGs ``pipelines/orchestration.py`` generates from
+the contracts. Tasks of a real scheduler run in
 separate processes and exchange only XCom JSON, so a step's state is a plain dict (dates as ISO
 strings) and the next step rebuilds the ``BuildResult`` it needs from it. The ODS versions that
-``dwd_day`` pinned travel in the state, so every later step and the ADS rows name the same
+``domain_dwd`` pinned travel in the state, so every later step and the ADS rows name the same
 inputs. Each step keeps the outcomes of its gates in ``dwd_gate_outcome``, as ``build`` does.
 """
 
@@ -14,9 +17,27 @@ from pathlib import Path
 from typing import Any
 
 from citylake.settings import Settings, get_settings
-from pipelines.build import BuildResult, build_dwd, build_dws_ads, gate_dwd
+from citylake.spark import get_spark
+from pipelines import tables
+from pipelines.build import (
+    FEED_FACTS,
+    FUEL_DWD,
+    PAYMENT_DWD,
+    BuildResult,
+    build_dimensions,
+    build_dwd,
+    build_dws_ads,
+    build_fuel_dwd,
+    delivered,
+    fuel_restated,
+    gate_dwd,
+    pin_inputs,
+    refresh_fact,
+)
 from pipelines.dwd.gate_outcome import kept_outcomes
-from pipelines.ingest import ingest_files
+from pipelines.ingest import DeliveryResult, ingest_files
+
+ENTERPRISE_FEED = ("gov_enterprise_registry",)
 
 Day = dt.date | str
 
@@ -48,6 +69,12 @@ def ingest_day(feed: str, day: Day, *, settings: Settings | None = None) -> list
     if not folder.is_dir():
         return []
     results = ingest_files(feed, [folder], business_date=as_date(day), settings=settings)
+    return _summaries(results)
+
+
+def _summaries(results: list[DeliveryResult]) -> list[dict[str, Any]]:
+    """One JSON summary per delivery; raises ``DeliveryNotReconciled`` if any delivery lost
+    lines (after all of them were ingested and logged)."""
     summary = [
         {
             "source": Path(r.source).name,
@@ -74,38 +101,102 @@ def ingest_day(feed: str, day: Day, *, settings: Settings | None = None) -> list
     return summary
 
 
-def dwd_day(
-    day: Day, *, versions: dict[str, int] | None = None, settings: Settings | None = None
+def pull_day(feed: str, day: Day, *, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Pull a database or exchange feed from its last committed cursor; the deliveries carry
+    `day` as their business date. Same summaries and reconciliation as ``ingest_day``."""
+    from pipelines.channels.pull import pull_feed
+
+    settings = settings or get_settings()
+    return _summaries(pull_feed(feed, business_date=as_date(day), settings=settings))
+
+
+def ods_gate(feed: str, day: Day, *, settings: Settings | None = None) -> dict[str, Any]:
+    """The ODS gate of a feed's day, from the delivery log alone (no JVM): the share of the
+    day's delivered lines quarantined at ingestion may not exceed the contract's
+    ``max_reject_rate`` (raises ``GateBlocked`` and alerts). A day without deliveries passes."""
+    import pyarrow.compute as pc
+
+    from pipelines import tables
+    from quality.gate import enforce_share
+    from quality.suites import reject_rate_name
+
+    settings = settings or get_settings()
+    ods = tables.feed_contract(feed, settings)
+    assert ods.feed is not None
+    log = tables.read_native(
+        tables.contract("ods_delivery_log", settings),
+        (pc.field("feed") == feed) & (pc.field("business_date") == as_date(day)),
+        settings,
+    ).to_pylist()
+    loaded = sum(r["loaded"] for r in log)
+    quarantined = sum(r["quarantined"] for r in log)
+    result = enforce_share(
+        reject_rate_name(ods.feed.max_reject_rate),
+        {None: loaded, "quarantined at ingestion": quarantined},
+        ods.feed.max_reject_rate,
+        gate="ods",
+        table=ods.name,
+        settings=settings,
+    )
+    return {
+        "feed": feed,
+        "business_date": as_date(day).isoformat(),
+        "deliveries": len(log),
+        "loaded": loaded,
+        "quarantined": quarantined,
+        "gate": result.describe(),
+    }
+
+
+def domain_dwd(
+    domain: str, start: Day, end: Day, *, settings: Settings | None = None
 ) -> dict[str, Any]:
-    """ODS -> DWD for the day and its restatement window, behind the ODS→DWD gate.
+    """ODS -> DWD of one domain for [start, end] and its restatement window, behind the
+    ODS→DWD and DWD→DWS gates (raises ``GateBlocked``); the conformed dimensions too.
 
     A refund delivered today books on its original's day: the run rebuilds the
-    ``settings.restatement_days`` days before `day` too (raises ``GateBlocked``).
+    ``settings.restatement_days`` days before `start` as well. Returns the state that
+    ``domain_dws_ads`` continues from (the pinned ODS versions, the DWD tables rebuilt).
     """
     settings = settings or get_settings()
-    day = as_date(day)
-    first = day - dt.timedelta(days=settings.restatement_days)
-    with kept_outcomes(first, day, settings):
-        result = build_dwd(first, day, settings=settings, versions=versions)
-    return state_of(result)
+    first = as_date(start) - dt.timedelta(days=settings.restatement_days)
+    last = as_date(end)
+    with kept_outcomes(first, last, settings):
+        if domain == "payment":
+            # Transactions with the merchant dimension they are booked against.
+            result = build_dwd(first, last, settings=settings)
+            gate_dwd(result, settings)
+            rebuilt = [*PAYMENT_DWD, "dwd_merchant"]
+        else:
+            result = BuildResult(first, last, pin_inputs(get_spark(settings), settings))
+            rebuilt = []
+        if domain == "fuel":
+            touched = build_fuel_dwd(first, last, result, settings)
+            if touched is not None:
+                result.days |= fuel_restated(touched, first, last, settings)
+                rebuilt += [*FUEL_DWD, "dwd_fuel_station"]
+        contracts = tables.contracts(settings)
+        for ods, (dwd, builder) in FEED_FACTS.items():
+            if contracts[ods].domain == domain and refresh_fact(
+                ods, dwd, builder, first, last, result, settings
+            ):
+                rebuilt.append(dwd)
+        enterprises = ["dwd_enterprise"] if delivered(ENTERPRISE_FEED, settings) else []
+        rebuilt += build_dimensions([*rebuilt, *enterprises], settings)
+    return state_of(result) | {"domain": domain, "rebuilt": rebuilt}
 
 
-def gate_day(state: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
-    """The DWD→DWS gate over the state's range (raises ``GateBlocked``)."""
-    settings = settings or get_settings()
-    result = build_result(state)
-    with kept_outcomes(result.start, result.end, settings):
-        gate_dwd(result, settings)
-    return state_of(result, previous=state)
-
-
-def dws_ads_day(state: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
-    """DWS and ADS for the state's range, stamped with the state's ODS input versions."""
+def domain_dws_ads(state: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
+    """DWS and ADS downstream of the state's rebuilt DWD tables for its range (and the days
+    before it that late rows touched), stamped with the state's ODS input versions."""
     settings = settings or get_settings()
     result = build_result(state)
     with kept_outcomes(result.start, result.end, settings):  # the model audits' outcome
-        result = build_dws_ads(result, settings)
-    return state_of(result, previous=state)
+        result = build_dws_ads(result, settings, rebuilt=tuple(state.get("rebuilt", ())))
+    return state_of(result, previous=state) | {
+        "domain": state.get("domain"),
+        "rebuilt": state.get("rebuilt", []),
+    }
 
 
 def state_of(result: BuildResult, previous: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -122,6 +213,7 @@ def state_of(result: BuildResult, previous: dict[str, Any] | None = None) -> dic
         "quarantined": dict(result.quarantined),
         "gates": [*previous.get("gates", []), *(g.describe() for g in result.gates)],
         "ads_path": result.ads_path or previous.get("ads_path", ""),
+        "days": sorted(d.isoformat() for d in result.days),
     }
 
 
@@ -134,4 +226,5 @@ def build_result(state: dict[str, Any]) -> BuildResult:
         rows=dict(state.get("rows", {})),
         quarantined=dict(state.get("quarantined", {})),
         ads_path=state.get("ads_path", ""),
+        days={as_date(d) for d in state.get("days", [])},
     )

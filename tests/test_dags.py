@@ -27,20 +27,34 @@ if TYPE_CHECKING:
 
     from citylake.settings import Settings
 
-DAG_ID = "citylake_payment_daily"
-TASKS = {
-    "ingest_merchant_registry",
-    "ingest_pay_transactions",
-    "build_dwd",
-    "gate_dwd_to_dws",
-    "build_dws_ads",
+FEEDS = {  # feed -> (channel, schedule) as the contracts say
+    "merchant_registry": ("landing", "@daily"),
+    "merchant_orders": ("landing", "@daily"),
+    "fuel_stations": ("landing", "@daily"),
+    "fuel_sales": ("landing", "@daily"),
+    "fuel_deliveries": ("landing", "@daily"),
+    "fuel_tank_readings": ("landing", "@hourly"),
+    "pay_transactions": ("database", "@daily"),
+    "pay_settlements": ("database", "@daily"),
+    "gov_enterprise_registry": ("exchange", "@daily"),
+    "gov_tax_monthly": ("exchange", "@monthly"),
+    "gov_social_insurance": ("exchange", "@monthly"),
 }
-EDGES = {
-    ("ingest_merchant_registry", "build_dwd"),
-    ("ingest_pay_transactions", "build_dwd"),
-    ("build_dwd", "gate_dwd_to_dws"),
-    ("gate_dwd_to_dws", "build_dws_ads"),
+CRONS = {"@hourly": "5 * * * *", "@daily": "0 2 * * *", "@monthly": "0 2 1 * *"}
+LAYERS = {  # domain -> the ODS Assets that trigger its layer DAG (all of / any of)
+    "payment": ("all", {"ods_merchant_registry", "ods_pay_transactions", "ods_pay_settlements"}),
+    "merchant": ("all", {"ods_merchant_registry", "ods_merchant_orders"}),
+    "fuel": (
+        "all",
+        {"ods_fuel_stations", "ods_fuel_sales", "ods_fuel_deliveries", "ods_fuel_tank_readings"},
+    ),
+    # the daily registry, or either monthly feed
+    "government": (
+        "any",
+        {"ods_gov_enterprise_registry", "ods_gov_tax_monthly", "ods_gov_social_insurance"},
+    ),
 }
+PAYMENT = "citylake_layers_payment"
 DAY = dt.date(2024, 11, 5)
 
 
@@ -67,30 +81,117 @@ def airflow_db() -> Iterator[Path]:
     yield Path(airflow_home.configure())
 
 
+def edges(dag: Any) -> set[tuple[str, str]]:
+    return {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
+
+
+def asset_names(condition: Any) -> set[str]:
+    return {a.name for a in condition.objects}
+
+
 @pytest.mark.airflow
 def test_dag_folder_imports_cleanly_and_fast(dagbag: DagBag) -> None:
     assert dagbag.import_errors == {}
-    assert DAG_ID in dagbag.dags
+    expected = {f"citylake_feed_{f}" for f in FEEDS} | {f"citylake_layers_{d}" for d in LAYERS}
+    assert set(dagbag.dags) == expected
     # Parsing must not load Spark or the pipelines (imports happen inside the tasks).
-    assert dagbag.parse_seconds < 1, f"parsing dags/ took {dagbag.parse_seconds:.1f} s"
+    assert dagbag.parse_seconds < 2, f"parsing dags/ took {dagbag.parse_seconds:.1f} s"
+    assert len(list(airflow_home.DAGS_FOLDER.glob("*.py"))) == 1  # one thin generator file
 
 
 @pytest.mark.airflow
-def test_payment_daily_shape(dagbag: DagBag) -> None:
-    dag = dagbag.dags[DAG_ID]
-    assert set(dag.task_ids) == TASKS
-    edges = {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
-    assert edges == EDGES
-    assert dag.max_active_runs == 1
-    assert dag.catchup is False
-    assert set(dag.tags) == {"payment", "citylake"}
-    assert dag.start_date == dt.datetime(2024, 11, 1, tzinfo=dt.UTC)
-    assert "支付" in dag.doc_md and "payment" in dag.doc_md
-    for t in dag.tasks:
-        assert t.retries == 2, t.task_id
-        assert t.retry_delay == dt.timedelta(minutes=1), t.task_id
-        assert t.retry_exponential_backoff == 2.0, t.task_id
-        assert not t.multiple_outputs, t.task_id  # one JSON value per task
+def test_feed_dags_follow_their_contracts(dagbag: DagBag) -> None:
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    for feed, (channel, schedule) in FEEDS.items():
+        dag = dagbag.dags[f"citylake_feed_{feed}"]
+        take = "ingest" if channel == "landing" else "pull"
+        assert edges(dag) == {(take, "gate_ods")}, feed
+        assert isinstance(dag.timetable, CronDataIntervalTimetable), feed
+        assert dag.timetable._expression == CRONS[schedule], feed
+        assert str(dag.timetable._timezone) == "Asia/Shanghai", feed
+        [outlet] = dag.task_dict["gate_ods"].outlets
+        assert outlet.name == f"ods_{feed}", feed
+        assert dag.catchup is False and dag.max_active_runs == 1, feed
+        assert {"citylake", "feed", channel} <= set(dag.tags), feed
+
+
+@pytest.mark.airflow
+def test_layer_dags_are_triggered_by_their_ods_assets(dagbag: DagBag) -> None:
+    from airflow.sdk.definitions.asset import AssetAll, AssetAny
+
+    for domain, (how, assets) in LAYERS.items():
+        dag = dagbag.dags[f"citylake_layers_{domain}"]
+        assert edges(dag) == {("dwd", "dws_ads")}, domain
+        condition = dag.timetable.asset_condition
+        assert isinstance(condition, AssetAll if how == "all" else AssetAny), domain
+        assert asset_names(condition) == assets, domain
+        assert all(t.pool == "citylake_spark" for t in dag.tasks), domain
+    # Every Asset a layer DAG waits for is emitted by some feed DAG's ODS gate.
+    emitted = {
+        o.name for d in dagbag.dags.values() for t in d.tasks for o in getattr(t, "outlets", [])
+    }
+    assert set().union(*(a for _, a in LAYERS.values())) <= emitted
+
+
+@pytest.mark.airflow
+def test_retries_back_off_and_failures_alert(
+    dagbag: DagBag, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quality import alerts
+
+    for dag in dagbag.dags.values():
+        for t in dag.tasks:
+            assert t.retries == 2, t.task_id
+            assert t.retry_delay == dt.timedelta(minutes=1), t.task_id
+            assert t.retry_exponential_backoff == 2.0, t.task_id
+            assert t.max_retry_delay == dt.timedelta(minutes=10), t.task_id
+            assert not t.multiple_outputs, t.task_id  # one JSON value per task
+    task = dagbag.dags[PAYMENT].task_dict["dwd"]
+    [callback] = task.on_failure_callback
+    sent: list[alerts.Alert] = []
+    monkeypatch.setattr(alerts, "notify", lambda alert, settings=None: sent.append(alert) or {})
+    ti = type("TI", (), {"dag_id": PAYMENT, "task_id": "dwd", "run_id": "r1", "try_number": 3})
+    callback({"ti": ti, "exception": OSError("disk full")})
+    [alert] = sent
+    assert alert.title.startswith("【任务失败】citylake_layers_payment.dwd")
+    assert "disk full" in alert.body and alert.severity == "error"
+
+
+@pytest.mark.airflow
+def test_a_new_feed_contract_is_a_new_dag(tmp_path: Path) -> None:
+    """Adding a feed = adding its contract: no Python written, a DAG appears (and joins its
+    domain's layer DAG once a DWD contract names it upstream)."""
+    import shutil
+
+    from pipelines.orchestration import generate
+
+    contracts = tmp_path / "warehouse_layers"
+    shutil.copytree(airflow_home.PROJECT_ROOT / "warehouse_layers", contracts)
+    sales = (contracts / "ods" / "ods_fuel_sales.yaml").read_text()
+    (contracts / "ods" / "ods_fuel_prices.yaml").write_text(
+        sales.replace("ods_fuel_sales", "ods_fuel_prices")
+        .replace("name: fuel_sales", "name: fuel_prices")
+        .replace('schedule: "@daily"', 'schedule: "@hourly"')
+    )
+    before = set(generate(airflow_home.PROJECT_ROOT / "warehouse_layers"))
+    dags = generate(contracts)
+    assert set(dags) - before == {"citylake_feed_fuel_prices"}
+    dag = dags["citylake_feed_fuel_prices"]
+    assert edges(dag) == {("ingest", "gate_ods")}
+    assert dag.timetable._expression == "5 * * * *"
+    assert [o.name for o in dag.task_dict["gate_ods"].outlets] == ["ods_fuel_prices"]
+    # A DWD table that names it upstream puts it into the fuel layer DAG's schedule.
+    sale = contracts / "dwd" / "dwd_fuel_sale.yaml"
+    sale.write_text(
+        sale.read_text().replace(
+            "upstream: [ods_fuel_sales, dwd_fuel_station]",
+            "upstream: [ods_fuel_sales, dwd_fuel_station, ods_fuel_prices]",
+        )
+    )
+    generate.__globals__["load_contracts"].cache_clear()
+    fuel = generate(contracts)["citylake_layers_fuel"]
+    assert "ods_fuel_prices" in asset_names(fuel.timetable.asset_condition)
 
 
 @pytest.mark.airflow
@@ -100,71 +201,105 @@ def test_data_problems_fail_without_retry(dagbag: DagBag, monkeypatch: pytest.Mo
     from pipelines import runs
     from quality.gate import CheckResult, GateBlocked, GateResult
 
-    tasks = dagbag.dags[DAG_ID].task_dict
     calls: list[tuple] = []
 
     def lost_lines(feed: str, day: str) -> list[dict]:
         calls.append((feed, day))
         raise runs.DeliveryNotReconciled("delivered 3 != loaded 1 + quarantined 1")
 
-    def blocked(state: dict) -> dict:
+    def blocked(domain: str, start: str, end: str) -> dict:
         check = CheckResult("not_null(merchant_id)", "block", False, 2, 50.0, [])
         raise GateBlocked(GateResult("dwd→dws", "dwd_merchant", 4, [check]))
 
-    def broken(day: str) -> dict:
+    def broken(state: dict) -> dict:
         raise OSError("disk full")
 
     monkeypatch.setattr(runs, "ingest_day", lost_lines)
-    monkeypatch.setattr(runs, "gate_day", blocked)
-    monkeypatch.setattr(runs, "dwd_day", broken)
+    monkeypatch.setattr(runs, "pull_day", lost_lines)
+    monkeypatch.setattr(runs, "domain_dwd", blocked)
+    monkeypatch.setattr(runs, "domain_dws_ads", broken)
+    feed = dagbag.dags["citylake_feed_merchant_registry"].task_dict["ingest"]
     with pytest.raises(AirflowFailException, match="delivered 3"):
-        tasks["ingest_pay_transactions"].python_callable(ds="2024-11-05")
-    assert calls == [("pay_transactions", "2024-11-05")]
+        feed.python_callable(logical_date=dt.datetime(2024, 11, 4, 18, tzinfo=dt.UTC))
+    pull = dagbag.dags["citylake_feed_pay_transactions"].task_dict["pull"]
+    with pytest.raises(AirflowFailException, match="delivered 3"):
+        pull.python_callable(logical_date=dt.datetime(2024, 11, 5, 1, tzinfo=dt.UTC))
+    assert calls == [("merchant_registry", "2024-11-05"), ("pay_transactions", "2024-11-05")]
+    tasks = dagbag.dags[PAYMENT].task_dict
     with pytest.raises(AirflowFailException, match="BLOCKED on table dwd_merchant"):
-        tasks["gate_dwd_to_dws"].python_callable({})
+        tasks["dwd"].python_callable(params={"from": "2024-11-05", "to": "2024-11-05"})
     with pytest.raises(OSError, match="disk full"):  # anything else is retried
-        tasks["build_dwd"].python_callable(ds="2024-11-05")
+        tasks["dws_ads"].python_callable({})
+
+
+@pytest.mark.airflow
+def test_layer_days_come_from_conf_or_asset_events() -> None:
+    from pipelines.orchestration import days_of
+
+    event = type("Event", (), {})
+    a, b = event(), event()
+    a.extra, b.extra = {"business_date": "2024-11-06"}, {"business_date": "2024-11-05"}
+    run = type("Run", (), {"run_after": dt.datetime(2024, 11, 7, 3, tzinfo=dt.UTC)})
+    assert days_of({"from": "2024-11-01", "to": "2024-11-03"}, {}, run) == (
+        "2024-11-01",
+        "2024-11-03",
+    )
+    assert days_of({}, {"x": [a], "y": [b]}, run) == ("2024-11-05", "2024-11-06")
+    assert days_of({"from": None}, None, run) == ("2024-11-06", "2024-11-06")
 
 
 @pytest.mark.airflow
 @pytest.mark.spark
 @pytest.mark.timeout(300)
-def test_payment_daily_runs_one_day(airflow_db: Path, spark: SparkSession, lake: Settings) -> None:
+def test_feed_and_layer_dags_run_one_day(
+    airflow_db: Path, spark: SparkSession, lake: Settings
+) -> None:
+    """The merchant registry's feed DAG ingests the day and passes its ODS gate, emitting its
+    Asset with the business date; the payment layer DAG builds DWD → DWS → ADS for the day."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, TaskInstanceState
 
     from citylake.spark import get_spark
     from pipelines.generator import generate_payment
+    from pipelines.runs import ingest_day
 
     generate_payment(Path(lake.landing), DAY, 1, scale=0.005)
-    dag = parse_dags().dags[DAG_ID]  # a fresh copy: its tasks are changed below
-    for t in dag.tasks:  # a failure must fail the test now, not wait for retries
-        t.retries = 0
+    bag = parse_dags()  # a fresh copy: its tasks are changed below
+    for dag in bag.dags.values():
+        for t in dag.tasks:  # a failure must fail the test now, not wait for retries
+            t.retries = 0
 
-    run = dag.test(logical_date=dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC))
-
-    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert states == dict.fromkeys(TASKS, TaskInstanceState.SUCCESS)
-    assert run.state == DagRunState.SUCCESS
-
-    def returned(task_id: str) -> Any:
+    def returned(run: Any, task_id: str) -> Any:
         """What the task returned, read back from XCom."""
         query = XComModel.get_many(
-            run_id=run.run_id, dag_ids=DAG_ID, task_ids=task_id, key="return_value"
+            run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key="return_value"
         )
         with create_session() as session:
             return XComModel.deserialize_value(session.scalars(query).one())
 
-    for feed, task_id in (
-        ("merchant_registry", "ingest_merchant_registry"),
-        ("pay_transactions", "ingest_pay_transactions"),
-    ):
-        [delivery] = returned(task_id)
-        assert delivery["source"] == f"{feed}_{DAY:%Y%m%d}.csv"
-        assert delivery["delivered"] == delivery["loaded"] + delivery["quarantined"] > 0
+    def succeeded(run: Any) -> None:
+        states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+        assert set(states.values()) == {TaskInstanceState.SUCCESS}, states
+        assert run.state == DagRunState.SUCCESS
 
-    state = returned("build_dws_ads")
+    feed_run = bag.dags["citylake_feed_merchant_registry"].test(
+        logical_date=dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC)
+    )
+    succeeded(feed_run)
+    [delivery] = returned(feed_run, "ingest")
+    assert delivery["source"] == f"merchant_registry_{DAY:%Y%m%d}.csv"
+    assert delivery["delivered"] == delivery["loaded"] + delivery["quarantined"] > 0
+    gate = returned(feed_run, "gate_ods")
+    assert gate["deliveries"] == 1 and gate["loaded"] == delivery["loaded"]
+    assert gate["gate"].startswith("gate ods passed on ods_merchant_registry")
+    # The transactions' database is not running here: the day's file stands in for its pull.
+    [txns] = ingest_day("pay_transactions", DAY)
+    assert txns["delivered"] == txns["loaded"] + txns["quarantined"] > 0
+
+    run = bag.dags[PAYMENT].test(run_conf={"from": DAY.isoformat(), "to": DAY.isoformat()})
+    succeeded(run)
+    state = returned(run, "dws_ads")
     # The run restates the week before the day too (late refunds book on their original's day).
     first = DAY - dt.timedelta(days=lake.restatement_days)
     assert (state["start"], state["end"]) == (first.isoformat(), DAY.isoformat())

@@ -1,0 +1,261 @@
+"""The Airflow DAGs, generated from the table contracts: adding a feed is adding its contract.
+
+- One **feed DAG** per ODS contract with a ``feed``: scheduled by the feed's ``schedule`` in
+  the city's time zone, for the period that just ended (the logical date on the city's clock is
+  the business date), it takes the business date's delivery in through the feed's ``channel``
+  (``landing``: every file of ``<landing>/<feed>/<date>/``; ``database``/``exchange``: a pull
+  from the last committed cursor) and ends with the ODS gate, which emits the ODS table's Asset
+  with the business date.
+- One **layer DAG** per domain that has feeds: DWD (behind the ODS→DWD and DWD→DWS gates) then
+  DWS and ADS, scheduled on the Assets of the ODS tables its DWD tables derive from (the
+  contracts' ``upstream``): when all its daily inputs have new data, or any monthly one has.
+  Its days are the business dates the triggering Asset events carry, or the run's
+  ``conf`` ``{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}`` (a backfill of a date range).
+
+Parsing imports Airflow's SDK, the settings and the contracts only: every task imports
+``pipelines.runs`` (and Spark) when it runs. Tasks exchange only JSON. Spark tasks share one
+pool slot (``SPARK_POOL``) so one JVM runs at a time on a small node.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import reduce
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from airflow.sdk import DAG, Asset, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from citylake.settings import get_settings
+from warehouse_layers.contract import TableContract, input_roots, load_contracts
+
+Json = dict[str, Any]
+
+TIMEZONE = "Asia/Shanghai"  # the city's clock: a day's data is complete after its midnight
+START_DATE = dt.datetime(2024, 11, 1, tzinfo=dt.UTC)
+# When a period's run starts, in the city's time: 02:00 after the day (or month) ends, and five
+# past every hour for hourly feeds.
+CRONS = {"@hourly": "5 * * * *", "@daily": "0 2 * * *", "@monthly": "0 2 1 * *"}
+SPARK_POOL = "citylake_spark"  # one slot
+RETRIES = 2
+DEFAULT_ARGS: Json = {
+    "owner": "citylake",
+    "retries": RETRIES,
+    "retry_delay": dt.timedelta(minutes=1),
+    "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3 (True would mean 1.0)
+    "max_retry_delay": dt.timedelta(minutes=10),
+}
+FEED_PREFIX = "citylake_feed_"
+LAYERS_PREFIX = "citylake_layers_"
+
+
+def ods_asset(table: str) -> Asset:
+    """The Asset an ODS table's feed DAG emits when the table has a business day's data."""
+    return Asset(name=table, uri=f"citylake://ods/{table}", group="ods")
+
+
+def alert_failure(context: Any) -> None:
+    """on_failure_callback: a task that failed for good is announced through the alert
+    channels (quality/alerts.py), in Chinese first, like a blocked gate."""
+    from quality.alerts import Alert, notify
+
+    ti = context["ti"]
+    error = context.get("exception")
+    alert = Alert(
+        title=f"【任务失败】{ti.dag_id}.{ti.task_id} (task failed)",
+        body=(
+            f"DAG {ti.dag_id}, 任务 {ti.task_id}, 运行 {ti.run_id}, 第 {ti.try_number} 次尝试失败"
+            f" (attempt {ti.try_number} failed): {error!r}"
+        ),
+        gate="airflow",
+        table=ti.task_id,
+        severity="error",
+        at=dt.datetime.now(dt.UTC).isoformat(),
+    )
+    notify(alert)
+
+
+@contextmanager
+def fail_without_retry() -> Iterator[None]:
+    """Data problems (a blocked gate, lost lines) fail at once: retrying cannot fix the data."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipelines.runs import DeliveryNotReconciled
+    from quality.gate import GateBlocked
+
+    try:
+        yield
+    except (GateBlocked, DeliveryNotReconciled) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def business_date(logical_date: dt.datetime | None, dag_run: Any) -> str:
+    """The business day: the run's logical date on the city's clock (a scheduled run's is its
+    interval's start, 02:00 of the day that just ended; `ds` would be its UTC date, a day
+    early), or the run_after date for a run triggered without a logical date."""
+    when = logical_date or dag_run.run_after
+    return when.astimezone(ZoneInfo(TIMEZONE)).date().isoformat()
+
+
+def feed_dag(table: TableContract) -> DAG:
+    """The feed's DAG: `ingest` (landing) or `pull` (database, exchange), then `gate_ods`."""
+    feed = table.feed
+    assert feed is not None
+    asset = ods_asset(table.name)
+    take_in = "ingest" if feed.channel == "landing" else "pull"
+    where = (
+        f"`<landing>/{feed.name}/<business date>/`"
+        if feed.channel == "landing"
+        else f"the {feed.channel}"
+    )
+    with DAG(
+        dag_id=f"{FEED_PREFIX}{feed.name}",
+        schedule=CronDataIntervalTimetable(CRONS[feed.schedule], timezone=TIMEZONE),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args={**DEFAULT_ARGS, "on_failure_callback": alert_failure},
+        tags=["citylake", "feed", table.domain, feed.channel],
+        doc_md=(
+            f"### {feed.name} · {table.description.zh}\n\n"
+            f"{table.description.en}. Owner: {table.owner_department}. Channel `{feed.channel}`, "
+            f"schedule `{feed.schedule}` ({TIMEZONE}); due {feed.deadline.describe(feed.period)}."
+            f"\n\n1. `{take_in}`: the business date's deliveries from {where} into "
+            f"`{table.name}`, exactly once (delivered = loaded + quarantined, or the task fails)."
+            f"\n2. `gate_ods`: at most {feed.max_reject_rate:.0%} of the day's delivered lines "
+            f"quarantined; on success emits the Asset `{table.name}` with the business date.\n\n"
+            "Generated from the feed's contract (`pipelines/orchestration.py`)."
+        ),
+    ) as dag:
+        if feed.channel == "landing":
+
+            @task(task_id="ingest")
+            def take(logical_date: dt.datetime | None = None, dag_run: Any = None) -> list[Json]:
+                from pipelines.runs import ingest_day
+
+                with fail_without_retry():
+                    return ingest_day(feed.name, business_date(logical_date, dag_run))
+
+        else:
+
+            @task(task_id="pull")
+            def take(logical_date: dt.datetime | None = None, dag_run: Any = None) -> list[Json]:
+                from pipelines.runs import pull_day
+
+                with fail_without_retry():
+                    return pull_day(feed.name, business_date(logical_date, dag_run))
+
+        @task(task_id="gate_ods", outlets=[asset], multiple_outputs=False)
+        def gate_ods(
+            deliveries: list[Json],
+            logical_date: dt.datetime | None = None,
+            dag_run: Any = None,
+            outlet_events: Any = None,
+        ) -> Json:
+            from pipelines.runs import ods_gate
+
+            day = business_date(logical_date, dag_run)
+            with fail_without_retry():
+                outcome = ods_gate(feed.name, day)
+            outlet_events[asset].extra = {"feed": feed.name, "business_date": day}
+            return outcome
+
+        gate_ods(take())
+    return dag
+
+
+def domain_inputs(domain: str, contracts: dict[str, TableContract]) -> list[TableContract]:
+    """The ODS tables with a feed that the domain's DWD tables derive from, by name."""
+    roots = {
+        root
+        for t in contracts.values()
+        if t.layer == "dwd" and t.domain == domain
+        for root in input_roots(t.name, contracts)
+    }
+    return sorted(
+        (contracts[r] for r in roots if contracts[r].feed is not None), key=lambda t: t.name
+    )
+
+
+def layer_schedule(inputs: list[TableContract]) -> Any:
+    """All daily (and hourly) inputs updated, or any monthly one: a day is built once its
+    daily feeds are in; a month's delivery rebuilds what it feeds whenever it comes."""
+    daily = [ods_asset(t.name) for t in inputs if t.feed and t.feed.period == "day"]
+    monthly = [ods_asset(t.name) for t in inputs if t.feed and t.feed.period == "month"]
+    alternatives = [*([reduce(lambda a, b: a & b, daily)] if daily else []), *monthly]
+    return reduce(lambda a, b: a | b, alternatives)
+
+
+def days_of(params: Json, events: Any, dag_run: Any) -> tuple[str, str]:
+    """The run's days: its conf's ``from``/``to``, else the business dates of the Asset events
+    that triggered it, else (a manual run without conf) the day before the run."""
+    if params.get("from"):
+        return params["from"], params.get("to") or params["from"]
+    dates = sorted(
+        e.extra["business_date"]
+        for evts in (events or {}).values()
+        for e in evts
+        if (e.extra or {}).get("business_date")
+    )
+    if dates:
+        return dates[0], dates[-1]
+    day = (dag_run.run_after.date() - dt.timedelta(days=1)).isoformat()
+    return day, day
+
+
+def layer_dag(domain: str, inputs: list[TableContract]) -> DAG:
+    """The domain's DAG: `dwd` (ODS→DWD→gates, with the dimensions) then `dws_ads`."""
+    with DAG(
+        dag_id=f"{LAYERS_PREFIX}{domain}",
+        schedule=layer_schedule(inputs),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        params={"from": None, "to": None},
+        default_args={**DEFAULT_ARGS, "on_failure_callback": alert_failure, "pool": SPARK_POOL},
+        tags=["citylake", "layers", domain],
+        doc_md=(
+            f"### {domain}: DWD → DWS → ADS\n\n"
+            f"Runs when its inputs have new data: {', '.join(t.name for t in inputs)}.\n\n"
+            "1. `dwd`: the domain's DWD tables (and the conformed dimensions) for the run's days "
+            "and the restatement window before them, behind the ODS→DWD and DWD→DWS gates.\n"
+            "2. `dws_ads`: the DWS and ADS models downstream of what `dwd` rebuilt, stamped with "
+            "the pinned ODS versions.\n\n"
+            'Days: the Asset events\' business dates, or conf `{"from": …, "to": …}` (补数据).'
+            "\n\nGenerated from the contracts (`pipelines/orchestration.py`)."
+        ),
+    ) as dag:
+
+        @task(task_id="dwd", multiple_outputs=False)
+        def dwd(params: Json | None = None, dag_run: Any = None, **context: Any) -> Json:
+            from pipelines.runs import domain_dwd
+
+            start, end = days_of(params or {}, context.get("triggering_asset_events"), dag_run)
+            with fail_without_retry():
+                return domain_dwd(domain, start, end)
+
+        @task(task_id="dws_ads", multiple_outputs=False)
+        def dws_ads(state: Json) -> Json:
+            from pipelines.runs import domain_dws_ads
+
+            with fail_without_retry():
+                return domain_dws_ads(state)
+
+        dws_ads(dwd())
+    return dag
+
+
+def generate(contracts_dir: Path | None = None) -> dict[str, DAG]:
+    """Every DAG the contracts under `contracts_dir` (default: the settings') describe."""
+    contracts = load_contracts(contracts_dir or get_settings().contracts_dir)
+    feeds = [t for t in contracts.values() if t.feed is not None]
+    dags = [feed_dag(t) for t in feeds]
+    for domain in sorted({t.domain for t in feeds}):
+        inputs = domain_inputs(domain, contracts)
+        if inputs:  # a domain whose feeds no DWD table reads yet has no layers to build
+            dags.append(layer_dag(domain, inputs))
+    return {d.dag_id: d for d in dags}
