@@ -256,14 +256,20 @@ def _wait_ready(settings: Settings, svc: Service) -> None:
 def _provision(settings: Settings) -> None:
     """Create (or re-password) the role and the database named by the settings."""
     db = settings.source_db
+    ensure_database(settings, db.dbname, db.user, db.password.get_secret_value())
+
+
+def ensure_database(settings: Settings, dbname: str, user: str, password: str) -> None:
+    """Create (or re-password) the login role `user` and its database `dbname` on our running
+    server: the payment source database, and Airflow's metadata database beside it."""
     with _connect_superuser(settings) as conn:
-        role, password = sql.Identifier(db.user), sql.Literal(db.password.get_secret_value())
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [db.user]).fetchone()
+        role, secret = sql.Identifier(user), sql.Literal(password)
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [user]).fetchone()
         verb = sql.SQL("ALTER" if exists else "CREATE")
-        conn.execute(sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(verb, role, password))
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db.dbname]).fetchone():
+        conn.execute(sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(verb, role, secret))
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone():
             conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db.dbname), role)
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), role)
             )
 
 

@@ -139,6 +139,27 @@ class TrinoSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class AirflowSettings(BaseModel):
+    """The orchestrator `citylake up` runs: Airflow's api-server, scheduler and dag-processor on
+    127.0.0.1 with LocalExecutor, its metadata in a database of the project's PostgreSQL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 18070
+    parallelism: int = Field(
+        default=2, ge=1, description="Task processes at once (LocalExecutor): one per core."
+    )
+    user: str = Field(default="citylake", description="The API's admin user (simple auth).")
+    db_name: str = "airflow"
+    db_user: str = "airflow"
+    start_timeout_seconds: float = 180.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYLAKE_", env_nested_delimiter="__", extra="forbid"
@@ -184,6 +205,7 @@ class Settings(BaseSettings):
     source_db: SourceDatabaseSettings = Field(default_factory=SourceDatabaseSettings)
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     trino: TrinoSettings = Field(default_factory=TrinoSettings)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
 
     @model_validator(mode="after")
     def _absolute_local_paths(self) -> Settings:

@@ -2,8 +2,9 @@
 
 Each binds to 127.0.0.1, keeps its data under ``var/`` and is stopped by the pid it was started
 with (`citylake.processes`). The source stand-ins come first, then the platform's own
-services (MinIO, then Trino, which may read the warehouse on MinIO); later ones (Airflow,
-Superset, OpenMetadata) join this list; production runs the same services from ``infra/``.
+services (MinIO, then Trino, which may read the warehouse on MinIO), then Airflow's three
+processes (metadata on the same PostgreSQL server); later ones (Superset, OpenMetadata) join
+this list; production runs the same services from ``infra/``.
 """
 
 from __future__ import annotations
@@ -78,6 +79,28 @@ def _stop_exchange(settings: Settings) -> bool:
     return stop_exchange(settings)
 
 
+def _airflow(name: str, role: str) -> StackService:
+    """One of Airflow's three processes (citylake/orchestrator.py): the api-server first, which
+    prepares the metadata DB on the project's PostgreSQL."""
+
+    def start(settings: Settings) -> Service:
+        from citylake import orchestrator
+
+        starters = {
+            orchestrator.API_SERVER: orchestrator.start_api_server,
+            orchestrator.SCHEDULER: orchestrator.start_scheduler,
+            orchestrator.DAG_PROCESSOR: orchestrator.start_dag_processor,
+        }
+        return starters[name](settings)
+
+    def stop(settings: Settings) -> bool:
+        from citylake import orchestrator
+
+        return orchestrator.stop(name, settings)
+
+    return StackService(name, role, start, stop, lambda s: s.airflow.url)
+
+
 SERVICES: tuple[StackService, ...] = (
     StackService(
         "postgres",
@@ -107,6 +130,9 @@ SERVICES: tuple[StackService, ...] = (
         _stop_trino,
         lambda s: f"{s.trino.url} (catalog {s.trino.catalog})",
     ),
+    _airflow("airflow-api-server", "orchestrator API and UI (Airflow; JWT at /auth/token)"),
+    _airflow("airflow-scheduler", "orchestrator scheduler (Airflow, LocalExecutor)"),
+    _airflow("airflow-dag-processor", "orchestrator DAG parsing (Airflow; DAGs from contracts)"),
 )
 # The city's systems that the platform pulls from (stand-ins here); the demo runs only these.
 SOURCES = ("postgres", "gov-exchange")

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from airflow.sdk import DAG, Asset, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from citylake.orchestrator import SPARK_POOL  # one slot: `citylake up` creates it
 from citylake.settings import get_settings
 from warehouse_layers.contract import TableContract, input_roots, load_contracts
 
@@ -40,7 +41,6 @@ START_DATE = dt.datetime(2024, 11, 1, tzinfo=dt.UTC)
 # When a period's run starts, in the city's time: 02:00 after the day (or month) ends, and five
 # past every hour for hourly feeds.
 CRONS = {"@hourly": "5 * * * *", "@daily": "0 2 * * *", "@monthly": "0 2 1 * *"}
-SPARK_POOL = "citylake_spark"  # one slot
 RETRIES = 2
 DEFAULT_ARGS: Json = {
     "owner": "citylake",
