@@ -330,3 +330,39 @@ def test_feed_and_layer_dags_run_one_day(
     outcomes = get_spark().read.format("delta").load(f"{lake.warehouse}/dwd/dwd_gate_outcome")
     kept = {(r["gate"], r["date_from"], r["date_to"]) for r in outcomes.collect()}
     assert kept == {(gate, first, DAY) for gate in ("ods→dwd", "dwd→dws", "dws/ads audit")}
+
+
+@pytest.mark.airflow
+@pytest.mark.spark
+@pytest.mark.timeout(300)
+def test_a_task_that_fails_once_succeeds_on_retry(
+    airflow_db: Path, spark: SparkSession, lake: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A passing error (the landing share was briefly unreadable) fails the first try; Airflow
+    retries the task and the second try ingests the day; the ODS gate then runs on it."""
+    from airflow.utils.state import DagRunState
+
+    from pipelines import runs
+    from pipelines.generator import generate_payment
+
+    generate_payment(Path(lake.landing), DAY, 1, scale=0.002)
+    real, tries = runs.ingest_day, []
+
+    def flaky(feed: str, day: str) -> list[dict]:
+        tries.append(day)
+        if len(tries) == 1:
+            raise OSError("landing share briefly unreachable")
+        return real(feed, day)
+
+    monkeypatch.setattr(runs, "ingest_day", flaky)
+    dag = parse_dags().dags["citylake_feed_merchant_registry"]
+    for t in dag.tasks:  # the DAG's own retry policy, without its minute of waiting
+        t.retry_delay = dt.timedelta(seconds=0)
+        t.max_retry_delay = dt.timedelta(seconds=1)
+
+    run = dag.test(logical_date=dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC))
+
+    assert run.state == DagRunState.SUCCESS
+    attempts = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
+    assert attempts == {"ingest": 2, "gate_ods": 1}
+    assert tries == [DAY.isoformat(), DAY.isoformat()]
