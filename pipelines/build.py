@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import pyarrow.compute as pc
 import pyspark.sql.functions as F
@@ -34,6 +35,7 @@ from pipelines.dwd.enterprise import build_enterprise
 from pipelines.dwd.feed import write_feed_dimension
 from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
 from pipelines.dwd.gate_outcome import kept_outcomes
+from pipelines.dwd.line_keys import FeedKeys, index_deliveries
 from pipelines.dwd.merchant import build_merchant
 from pipelines.dwd.order import build_merchant_order
 from pipelines.dwd.pay_transaction import build_pay_transaction
@@ -167,13 +169,13 @@ def build_dwd(
     _gate_rejects(txn_norm, "ods_pay_transactions", start, end, settings, result)
 
     merchants, merchant_rejects = build_merchant(merchants_norm, dwd_merchant)
-    tables.replace(merchants, dwd_merchant, settings=settings)
-    replace_quarantine(merchant_rejects, registry, "merchant_registry", settings)
+    tables.replace_small(merchants, dwd_merchant, settings)
+    replace_quarantine(merchant_rejects, merchants_norm, "merchant_registry", settings)
     merchants = tables.read(spark, dwd_merchant, settings=settings)
     facts, txn_rejects = build_pay_transaction(txn_norm, merchants, dwd_txn)
     facts = facts.cache()
     days = replace_keys(facts, txn_norm, dwd_txn, settings)
-    replace_quarantine(txn_rejects, rows, "pay_transactions", settings)
+    replace_quarantine(txn_rejects, txn_norm, "pay_transactions", settings)
     if days and (start is None or end is None):
         start, end = result.start, result.end = days[0], days[-1]
     if start is not None and end is not None:
@@ -286,15 +288,15 @@ def fuel_dwd(
             station_table,
             {("station_id",): "station"},
         )
-        for name, key in FUEL_FACT_KEYS.items():
-            table = contracts[FUEL_TABLES[name]]
+        for name in FUEL_FACT_KEYS:
+            table, keys = fact_keys(name, settings)
             feed = contracts[name].feed
             assert feed is not None
             affected[name] = affected_rows(
                 ods[name],
                 feed.name,
                 table,
-                {key: name, ("station_id",): "station"},
+                keys,
                 days=(start, end),
                 follow=frozenset({name}),
                 seeds=changed,
@@ -307,8 +309,8 @@ def fuel_dwd(
         for name, rows in normalized.items():
             _gate_rejects(rows, name, start, end, settings, result)
     stations, station_rejects = build_fuel_station(normalized["ods_fuel_stations"], station_table)
-    tables.replace(stations, station_table, settings=settings)
-    replace_quarantine(station_rejects, ods["ods_fuel_stations"], "fuel_stations", settings)
+    tables.replace_small(stations, station_table, settings)
+    replace_quarantine(station_rejects, normalized["ods_fuel_stations"], "fuel_stations", settings)
     fuel = build_fuel_facts(
         normalized["ods_fuel_sales"],
         normalized["ods_fuel_deliveries"],
@@ -328,7 +330,7 @@ def fuel_dwd(
         feed = contracts[name].feed
         assert feed is not None
         rejects = fuel.quarantine.where(F.col("feed") == feed.name)
-        replace_quarantine(rejects, affected[name], feed.name, settings)
+        replace_quarantine(rejects, normalized[name], feed.name, settings)
     spark.catalog.clearCache()
     if gates:
         gate_dwd_table("dwd_fuel_station", result, settings)
@@ -433,7 +435,7 @@ def refresh_fact(
     column = table.partition_by[0] if table.partition_by else None
     rows = everything
     if column is not None and start is not None and end is not None:
-        keys = {tuple(table.primary_key): ods.feed.name}
+        keys = fact_keys(ods_name, settings)[1]
         rows = affected_rows(
             everything,
             ods.feed.name,
@@ -448,11 +450,11 @@ def refresh_fact(
     facts, rejects = builder(normalized, table)
     where = None
     if column is None:
-        tables.replace(facts, table, settings=settings)
+        tables.replace_small(facts, table, settings)
     else:
         touched = replace_keys(facts, normalized, table, settings)
         where = tables.in_list(column, touched) if touched else None
-    replace_quarantine(rejects, rows, ods.feed.name, settings)
+    replace_quarantine(rejects, normalized, ods.feed.name, settings)
     spark.catalog.clearCache()
     if column is None or where is not None:  # nothing rewritten: nothing to check
         gate_dwd_table(dwd_name, result, settings, where)
@@ -467,6 +469,38 @@ FEED_FACTS = {
     "ods_pay_settlements": ("dwd_pay_settlement", build_settlement),
     "ods_merchant_orders": ("dwd_merchant_order", build_merchant_order),
 }
+
+
+def fact_keys(
+    ods_name: str, settings: Settings
+) -> tuple[TableContract, dict[tuple[str, ...], str]]:
+    """The DWD facts of a feed rebuilt by key, and how its lines relate (key columns to
+    namespace): what the line-key index holds for it and `affected_rows` follows."""
+    contracts = tables.contracts(settings)
+    if ods_name == "ods_pay_transactions":
+        return contracts["dwd_pay_transaction"], TXN_KEYS
+    if ods_name in FUEL_FACT_KEYS:
+        keys = {FUEL_FACT_KEYS[ods_name]: ods_name, ("station_id",): "station"}
+        return contracts[FUEL_TABLES[ods_name]], keys
+    table = contracts[FEED_FACTS[ods_name][0]]
+    feed = contracts[ods_name].feed
+    assert feed is not None
+    return table, {tuple(table.primary_key): feed.name}
+
+
+def index_lines(versions: dict[str, int], settings: Settings) -> None:
+    """Index the new deliveries of every feed rebuilt by key, in one commit, before the
+    feeds' builds read the index."""
+    spark = get_spark(settings)
+    contracts = tables.contracts(settings)
+    partitioned = [ods for ods, (dwd, _) in FEED_FACTS.items() if contracts[dwd].partition_by]
+    feeds = {}
+    for name in ("ods_pay_transactions", *FUEL_FACT_KEYS, *partitioned):
+        feed = contracts[name].feed
+        assert feed is not None
+        table, keys = fact_keys(name, settings)
+        feeds[feed.name] = FeedKeys(partial(_ods, spark, name, versions, settings), table, keys)
+    index_deliveries(feeds, settings)
 
 
 def build_feed_facts(
@@ -496,7 +530,7 @@ def build_dimensions(rebuilt: list[str], settings: Settings) -> list[str]:
         codes = codes.unionByName(enterprises.select("industry_code"))
     dims["dwd_dim_industry"] = build_industry(codes.distinct(), contracts["dwd_dim_industry"])
     for name, rows in dims.items():
-        tables.replace(rows, contracts[name], settings=settings)
+        tables.replace_small(rows, contracts[name], settings)
     return list(dims)
 
 
@@ -507,7 +541,10 @@ def build(
     check fails. Every gate outcome is kept in dwd_gate_outcome, a blocking one too."""
     settings = settings or get_settings()
     with kept_outcomes(start, end, settings) as keep_outcomes:
-        result = build_dwd(start, end, settings=settings)
+        versions = pin_inputs(get_spark(settings), settings)
+        if start is not None and end is not None:
+            index_lines(versions, settings)
+        result = build_dwd(start, end, settings=settings, versions=versions)
         gate_dwd(result, settings)
         rebuilt = [*PAYMENT_DWD, "dwd_merchant"]
         rebuilt += build_feed_facts(start, end, result, settings)

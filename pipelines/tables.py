@@ -18,6 +18,7 @@ from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from delta.tables import DeltaTable
 from deltalake import (
     ColumnProperties,
@@ -136,12 +137,21 @@ _ARROW_TYPES = {
     "boolean": pa.bool_(),
     "double": pa.float64(),
     "array<string>": pa.list_(pa.string()),
+    "map<string,bigint>": pa.map_(pa.string(), pa.int64()),
 }
+
+
+def arrow_type(type_: str) -> pa.DataType:
+    """The Arrow type of a contract column type (the Spark SQL name)."""
+    if type_.startswith("decimal("):
+        precision, scale = type_.removeprefix("decimal(").removesuffix(")").split(",")
+        return pa.decimal128(int(precision), int(scale))
+    return _ARROW_TYPES[type_]
 
 
 def arrow_schema(table: TableContract) -> pa.Schema:
     """The Arrow schema that delta-rs writes for a contract's columns."""
-    return pa.schema([(c.name, _ARROW_TYPES[c.type]) for c in table.columns])
+    return pa.schema([(c.name, arrow_type(c.type)) for c in table.columns])
 
 
 def from_columns(spark: SparkSession, columns: dict[str, list], table: TableContract) -> DataFrame:
@@ -150,7 +160,7 @@ def from_columns(spark: SparkSession, columns: dict[str, list], table: TableCont
     Arrow hands Spark whole columns at once: for a 300,000-line delivery this is ~15x faster
     than going through pandas objects.
     """
-    arrays = {c.name: pa.array(columns[c.name], _ARROW_TYPES[c.type]) for c in table.columns}
+    arrays = {c.name: pa.array(columns[c.name], arrow_type(c.type)) for c in table.columns}
     return conform(spark.createDataFrame(pa.table(arrays)), table)
 
 
@@ -198,7 +208,11 @@ def read_native(
     table: TableContract, where: pc.Expression | None = None, settings: Settings | None = None
 ) -> pa.Table:
     """Rows of a (small) table read without Spark, e.g. the delivery log during ingestion."""
-    return ensure_native(table, settings).to_pyarrow_dataset().to_table(filter=where)
+    # Spark writes timestamps as INT96, which Arrow reads as nanoseconds by default: a
+    # dimension's open end (9999-12-31) does not fit those.
+    options = ds.ParquetReadOptions(coerce_int96_timestamp_unit="us")
+    dataset = ensure_native(table, settings).to_pyarrow_dataset(parquet_read_options=options)
+    return dataset.to_table(filter=where)
 
 
 # Raw delivered text is mostly unique values (ids, times, amounts): Parquet dictionaries there
@@ -258,12 +272,38 @@ def write_native(
     table: TableContract,
     *,
     mode: Literal["append", "overwrite"],
+    where: str | None = None,
     settings: Settings | None = None,
 ) -> None:
     """A few rows in one Delta commit through delta-rs, without a Spark job: what a build keeps
-    beside its data (the gate outcomes, the feed dimension), where a Spark write of a handful
-    of rows costs a second of scheduling."""
-    write_deltalake(ensure_native(table, settings), conform_arrow(data, table), mode=mode)
+    beside its data (the gate outcomes, the feed dimension, the quarantine), where a Spark write
+    of a handful of rows costs a second or two of scheduling and log replay. An overwrite with
+    `where` replaces only the rows matching it, as Spark's replaceWhere does."""
+    write_deltalake(
+        ensure_native(table, settings),
+        conform_arrow(data, table),
+        mode=mode,
+        predicate=where if mode == "overwrite" else None,
+    )
+
+
+def replace_small(df: DataFrame, table: TableContract, settings: Settings | None = None) -> bool:
+    """Overwrite a small table (a dimension, rebuilt whole) through delta-rs, and only when its
+    rows changed: most builds leave the code lists and most dimensions as they were, and an
+    unchanged table keeps its Delta version. Returns whether it wrote."""
+    rows = conform_arrow(conform(df, table).toArrow(), table)
+    if _same_rows(rows, conform_arrow(read_native(table, settings=settings), table)):
+        return False
+    write_native(rows, table, mode="overwrite", settings=settings)
+    return True
+
+
+def _same_rows(a: pa.Table, b: pa.Table) -> bool:
+    """Whether two tables of one contract hold the same rows, in any order."""
+    if a.num_rows != b.num_rows or a.schema != b.schema:
+        return False
+    keys = [(f.name, "ascending") for f in a.schema if not pa.types.is_nested(f.type)]
+    return a.sort_by(keys).equals(b.sort_by(keys))
 
 
 def conform_arrow(data: pa.Table, table: TableContract) -> pa.Table:
@@ -271,7 +311,7 @@ def conform_arrow(data: pa.Table, table: TableContract) -> pa.Table:
     missing = [c.name for c in table.columns if c.name not in data.column_names]
     if missing:
         raise ValueError(f"{table.name}: the data lacks contract columns {missing}")
-    return pa.table({c.name: data[c.name].cast(_ARROW_TYPES[c.type]) for c in table.columns})
+    return pa.table({c.name: data[c.name].cast(arrow_type(c.type)) for c in table.columns})
 
 
 def date_range_predicate(column: str, start: dt.date, end: dt.date) -> str:

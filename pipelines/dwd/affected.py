@@ -121,8 +121,13 @@ def replace_keys(
 def replace_quarantine(
     rejects: DataFrame, affected: DataFrame, feed: str, settings: Settings
 ) -> None:
-    """The feed's quarantine with the rows of the `affected` ODS lines replaced by `rejects`
-    (a line that is good now leaves it), in one commit."""
+    """The feed's quarantine with the rows of the `affected` lines replaced by `rejects` (a
+    line that is good now leaves it), in one commit. `affected` is any frame of those lines
+    with `_delivery_id` and `_source_line`: the build passes its cached normalized rows.
+
+    A feed's quarantine is small: Spark computes it in one job and delta-rs commits it, in
+    milliseconds where a Spark write takes seconds of log replay and scheduling.
+    """
     table = tables.contract("dwd_quarantine", settings)
     where = f"feed = '{feed}'"
     lines = affected.select(
@@ -130,6 +135,5 @@ def replace_quarantine(
     )
     current = tables.read(rejects.sparkSession, table, settings=settings).where(where)
     kept = current.join(lines, ["delivery_id", "source_line"], "left_anti")
-    tables.replace(
-        kept.unionByName(tables.conform(rejects, table)), table, where=where, settings=settings
-    )
+    rows = kept.unionByName(tables.conform(rejects, table)).toArrow()
+    tables.write_native(rows, table, mode="overwrite", where=where, settings=settings)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import reduce
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow.compute as pc
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 
 from citylake.settings import Settings
 from pipelines import normalize, tables
@@ -28,6 +30,16 @@ from warehouse_layers.contract import TableContract
 
 INDEX = "dwd_line_key"
 LINE = ["_delivery_id", "_source_line"]  # one ODS row: the delivery and the line in it
+
+
+class FeedKeys(NamedTuple):
+    """How a feed's lines relate: its committed ODS rows (made only when a delivery needs
+    indexing), the DWD table whose rules parse its key columns, and those key columns (DWD
+    names) with their namespaces."""
+
+    ods: Callable[[], DataFrame]
+    table: TableContract
+    keys: Mapping[tuple[str, ...], str]
 
 
 def rules_fingerprint(table: TableContract, keys: Mapping[tuple[str, ...], str]) -> str:
@@ -49,7 +61,7 @@ def tagged_keys(table: TableContract, keys: Mapping[tuple[str, ...], str]) -> li
     return [key_value(table, cols, namespace) for cols, namespace in keys.items()]
 
 
-def key_value(table: TableContract, columns: tuple[str, ...], namespace: str):
+def key_value(table: TableContract, columns: tuple[str, ...], namespace: str) -> Column:
     """The typed key of an ODS row as normalization will make it, tagged with its namespace."""
     parts = []
     for name in columns:
@@ -62,6 +74,53 @@ def key_value(table: TableContract, columns: tuple[str, ...], namespace: str):
     return F.when(~missing, F.concat_ws("\x1f", F.lit(namespace), *parts))
 
 
+def _index_rows(ods: DataFrame, feed: str, rules: str, spec: FeedKeys, todo: dict) -> DataFrame:
+    """The index rows of the deliveries `todo` (delivery id -> business date) of `ods`."""
+    new = ods.where(tables.in_list("_business_date", sorted(set(todo.values())))).where(
+        F.col("_delivery_id").isin(sorted(todo))
+    )
+    return new.select(
+        F.lit(feed).alias("feed"),
+        F.lit(rules).alias("rules"),
+        F.col("_delivery_id").alias("delivery_id"),
+        F.col("_source_line").alias("source_line"),
+        F.col("_business_date").alias("business_date"),
+        F.explode(F.array(*tagged_keys(spec.table, spec.keys))).alias("key"),
+    ).where(F.col("key").isNotNull())
+
+
+def index_deliveries(feeds: Mapping[str, FeedKeys], settings: Settings) -> None:
+    """Index the committed deliveries (`loaded > 0`) the index lacks, of every feed (by feed
+    name), in one commit: a Delta commit from Spark costs seconds, one per feed added up on
+    every build. A feed met under new key rules is indexed afresh and its old rows go."""
+    index = tables.contract(INDEX, settings)
+    held = {
+        (p["feed"], p["rules"], p["delivery_id"])
+        for p in tables.ensure_native(index, settings).partitions()
+    }
+    log = tables.read_native(
+        tables.contract("ods_delivery_log", settings),
+        pc.field("feed").isin(list(feeds)) & (pc.field("loaded") > 0),
+        settings,
+    )
+    columns = (log[c].to_pylist() for c in ("feed", "delivery_id", "business_date"))
+    delivered = list(zip(*columns, strict=True))
+    appends = []
+    for feed, spec in feeds.items():
+        rules = rules_fingerprint(spec.table, spec.keys)
+        indexed = {d for f, r, d in held if f == feed and r == rules}
+        todo = {d: day for f, d, day in delivered if f == feed and d not in indexed}
+        if not todo:
+            continue
+        rows = _index_rows(spec.ods(), feed, rules, spec, todo)
+        if indexed:
+            appends.append(rows)
+        else:  # a first index of the feed under these rules: keys parsed by others go
+            tables.replace(rows, index, where=f"feed = '{feed}'", settings=settings)
+    if appends:
+        tables.append(reduce(DataFrame.unionByName, appends), index, settings=settings)
+
+
 def line_keys(
     ods: DataFrame,
     feed: str,
@@ -70,46 +129,16 @@ def line_keys(
     settings: Settings,
 ) -> DataFrame:
     """(`_delivery_id`, `_source_line`, `_business_date`, `_key`) for every committed line of
-    the feed's `ods` rows, from the index, after indexing the deliveries it does not hold yet.
+    the feed's `ods` rows, from the index, after indexing the deliveries it does not hold yet
+    (a build indexes every feed's at once before, `index_deliveries`).
 
     A line whose keys all fail to parse has no entry (normalization quarantines it). The index
     may hold deliveries newer than `ods` (a build of an older pinned version): their keys only
     ever add related lines, and only lines of `ods` are read in the end.
     """
-    index = tables.contract(INDEX, settings)
+    index_deliveries({feed: FeedKeys(lambda: ods, table, keys)}, settings)
     rules = rules_fingerprint(table, keys)
-    native = tables.ensure_native(index, settings)
-    held = native.partitions(partition_filters=[("feed", "=", feed), ("rules", "=", rules)])
-    indexed = {p["delivery_id"] for p in held}
-    log = tables.read_native(
-        tables.contract("ods_delivery_log", settings),
-        (pc.field("feed") == feed) & (pc.field("loaded") > 0),
-        settings,
-    )
-    todo = {
-        delivery: day
-        for delivery, day in zip(
-            log["delivery_id"].to_pylist(), log["business_date"].to_pylist(), strict=True
-        )
-        if delivery not in indexed
-    }
-    if todo:
-        new = ods.where(tables.in_list("_business_date", sorted(set(todo.values())))).where(
-            F.col("_delivery_id").isin(sorted(todo))
-        )
-        rows = new.select(
-            F.lit(feed).alias("feed"),
-            F.lit(rules).alias("rules"),
-            F.col("_delivery_id").alias("delivery_id"),
-            F.col("_source_line").alias("source_line"),
-            F.col("_business_date").alias("business_date"),
-            F.explode(F.array(*tagged_keys(table, keys))).alias("key"),
-        ).where(F.col("key").isNotNull())
-        if indexed:
-            tables.append(rows, index, settings=settings)
-        else:  # a first index of the feed under these rules: keys parsed by others go
-            tables.replace(rows, index, where=f"feed = '{feed}'", settings=settings)
-    held_rows = tables.read(ods.sparkSession, index, settings=settings)
+    held_rows = tables.read(ods.sparkSession, tables.contract(INDEX, settings), settings=settings)
     return held_rows.where((F.col("feed") == feed) & (F.col("rules") == rules)).select(
         *[F.col(name[1:]).alias(name) for name in (*LINE, "_business_date", "_key")]
     )
