@@ -200,13 +200,16 @@ def build(
 ) -> None:
     """Run DWD → DWS → ADS for a date range (default: every day present), behind quality gates."""
     from pipelines.build import build as run_build
-    from quality.gate import GateBlocked
+    from quality.gate import GateBlocked, collecting
 
-    try:
-        result = run_build(start.date() if start else None, end.date() if end else None)
-    except GateBlocked as exc:
-        err.print(f"[red]promotion stopped:[/] {escape(str(exc))}")
-        raise typer.Exit(3) from exc
+    with collecting() as outcomes:
+        try:
+            result = run_build(start.date() if start else None, end.date() if end else None)
+        except GateBlocked as exc:
+            err.print(f"[red]promotion stopped:[/] {escape(str(exc))}")
+            _open_work_orders(outcomes)
+            raise typer.Exit(3) from exc
+    _open_work_orders(outcomes)
     _print_build(result)
     _register_with_trino()
 
@@ -465,3 +468,86 @@ def models_header(name: str) -> None:
     from pipelines.tables import contract
 
     print(header(contract(name)), end="")
+
+
+def _open_work_orders(outcomes) -> None:
+    """A build's failed gate checks open or update work orders, when a work-order DB is set."""
+    if not get_settings().work_orders.enabled:
+        return
+    from quality.orders import open_orders
+
+    try:
+        for t in open_orders(outcomes):
+            err.print(f"work order {t.id} {t.action}: {t.table} / {t.check}")
+    except Exception as exc:  # never hide the build's own outcome behind the order DB
+        err.print(f"[yellow]work orders not updated:[/] {escape(str(exc))}")
+
+
+quality_app = typer.Typer(help="Data quality: work orders (质量工单).", no_args_is_help=True)
+orders_app = typer.Typer(help="Quality work orders in PostgreSQL.", no_args_is_help=True)
+quality_app.add_typer(orders_app, name="orders")
+app.add_typer(quality_app, name="quality")
+
+
+@orders_app.command("list")
+def orders_list(
+    status: Annotated[list[str] | None, typer.Option(help="Only these statuses")] = None,
+    department: Annotated[str | None, typer.Option(help="Only this owner department")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON")] = False,
+) -> None:
+    """Work orders, newest failure first."""
+    from quality.orders import list_orders
+
+    rows = list_orders(status=status, department=department)
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, default=str, indent=1))
+        return
+    table = Table("id", "status", "department", "table", "check", "severity", "bad", "last seen")
+    for o in rows:
+        table.add_row(
+            str(o["id"]),
+            o["status"],
+            o["department"],
+            o["table_name"],
+            o["check_name"],
+            o["severity"],
+            str(o["unexpected_count"]),
+            o["last_seen"].isoformat(timespec="seconds"),
+        )
+    console.print(table)
+
+
+@orders_app.command("show")
+def orders_show(order_id: int) -> None:
+    """One work order with its history."""
+    from quality.orders import OrderNotFound, get
+
+    try:
+        order = get(order_id)
+    except OrderNotFound as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2) from exc
+    print(json.dumps(order, ensure_ascii=False, default=str, indent=1))
+
+
+def _order_move(verb: str):
+    def move(
+        order_id: int,
+        by: Annotated[str, typer.Option("--by", help="Who makes the change")],
+        comment: Annotated[str | None, typer.Option(help="Why, what was done")] = None,
+    ) -> None:
+        from quality.orders import VERBS, IllegalTransition, OrderNotFound, transition
+
+        try:
+            order = transition(order_id, VERBS[verb], by=by, comment=comment)
+        except (IllegalTransition, OrderNotFound) as exc:
+            err.print(f"[red]{escape(str(exc))}[/]")
+            raise typer.Exit(2) from exc
+        console.print(f"work order {order_id} is now {order['status']}")
+
+    move.__doc__ = f"Move a work order on: {verb}."
+    return move
+
+
+for _verb in ("ack", "fix", "verify", "close"):
+    orders_app.command(_verb)(_order_move(_verb))

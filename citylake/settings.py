@@ -160,6 +160,22 @@ class AirflowSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class WorkOrderSettings(BaseModel):
+    """Where quality work orders (质量工单) live: a database of their own on a PostgreSQL server,
+    by default the project's own (the source database's host and port). With ``enabled`` every
+    failed gate check opens or updates an order (``quality/orders.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=False, description="Open orders from a build's gate failures.")
+    host: str | None = Field(default=None, description="Default: source_db.host")
+    port: int | None = Field(default=None, description="Default: source_db.port")
+    dbname: str = "quality"
+    user: str = "citylake_quality"
+    password: SecretStr = SecretStr("citylake-quality")
+    sample_rows: int = Field(default=10, ge=0, description="Sample values kept per order.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYLAKE_", env_nested_delimiter="__", extra="forbid"
@@ -206,6 +222,7 @@ class Settings(BaseSettings):
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     trino: TrinoSettings = Field(default_factory=TrinoSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
 
     @model_validator(mode="after")
     def _absolute_local_paths(self) -> Settings:
