@@ -14,9 +14,11 @@ password, the API user's password, and the keys that sign the API's and the task
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -163,7 +165,24 @@ def start_dag_processor(settings: Settings | None = None) -> Service:
 
 
 def stop(name: str, settings: Settings | None = None) -> bool:
-    return processes.stop(name, settings=settings or get_settings())
+    """Stop the service by its pid, then whatever of its session outlived it: the scheduler's
+    task processes (and their Spark JVMs) run in process groups of their own."""
+    settings = settings or get_settings()
+    svc = processes.service(name, settings)
+    leader = svc.pid if svc.running else None
+    was_running = processes.stop(name, settings=settings)
+    if leader is not None:
+        left = processes.session(leader)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while (left := processes.session(leader)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return was_running
 
 
 def token(settings: Settings | None = None) -> str:

@@ -98,6 +98,20 @@ def stop(name: str, *, grace_seconds: float = 20.0, settings: Settings | None = 
     return was_running
 
 
+def session(leader: int) -> set[int]:
+    """The live processes of the session `leader` started (it and whatever it forked and did not
+    detach with setsid), e.g. task processes that moved to a process group of their own."""
+    members = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[3]) == leader and fields[0] != "Z":  # fields[3]: the session id
+            members.add(int(stat.parent.name))
+    return members
+
+
 def _state(pid: int) -> str | None:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -1,0 +1,180 @@
+"""Real Airflow under `citylake up`: feed DAGs triggered through the REST API (JWT) take a
+city-day in, their ODS Assets trigger the payment layer DAG, which builds the day to ADS under
+the real scheduler; `citylake down` leaves no process behind.
+
+Everything runs from the test's own ./var on free loopback ports: the project's PostgreSQL
+(payment source database and Airflow's metadata database), api-server, scheduler and
+dag-processor. Airflow's tasks inherit the test's CITYLAKE_* environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pyarrow.compute as pc
+import pytest
+
+from citylake import orchestrator, processes, stack
+from citylake.processes import service
+from citylake.settings import Settings, get_settings
+from tests.sockets import LOOPBACK, listening
+from tests.source_db import alive, free_port
+
+pytestmark = pytest.mark.stack
+
+CITY = ZoneInfo("Asia/Shanghai")
+
+
+def latest_period() -> dt.datetime:
+    """The logical date of a daily feed DAG's latest complete period (02:00 Beijing to 02:00):
+    unpausing the DAG schedules exactly this run, so the test triggers it itself first, and
+    the scheduler then finds it there instead of pulling the same rows under another date."""
+    now = dt.datetime.now(CITY)
+    end = now.replace(hour=2, minute=0, second=0, microsecond=0)
+    if end > now:
+        end -= dt.timedelta(days=1)
+    return (end - dt.timedelta(days=1)).astimezone(dt.UTC)
+
+
+LOGICAL = latest_period()
+DAY = LOGICAL.astimezone(CITY).date()  # the business date the feed DAGs take in
+SERVICES = ["postgres", *(s.name for s in stack.SERVICES if s.name.startswith("airflow-"))]
+FEEDS = ("merchant_registry", "pay_transactions", "pay_settlements")  # the payment layer's inputs
+LAYERS = "citylake_layers_payment"
+
+
+@pytest.fixture
+def airflow_up(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    # PostgreSQL runs as the postgres account: its ./var must be in a directory that account
+    # can enter (pytest's tmp_path is private to us).
+    root = Path(tempfile.mkdtemp(prefix="citylake-airflow-"))
+    root.chmod(0o711)
+    env = {
+        "CITYLAKE_VAR_DIR": str(root / "var"),
+        "CITYLAKE_WAREHOUSE": str(root / "lakehouse"),
+        "CITYLAKE_LANDING": str(root / "landing"),
+        "CITYLAKE_SOURCE_DB__PORT": str(free_port()),
+        "CITYLAKE_AIRFLOW__PORT": str(free_port()),
+        # The models fill every day since models_start: a month before the day is plenty here.
+        "CITYLAKE_MODELS_START": (DAY - dt.timedelta(days=31)).isoformat(),
+    }
+    for name, value in env.items():  # Airflow's processes and their tasks inherit these
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    settings = get_settings()
+    started: dict[str, int] = {}
+    try:
+        for s in stack.select(SERVICES):  # one by one: a failed start still stops the others
+            pid = s.start(settings).pid
+            assert pid is not None
+            started[s.name] = pid
+        yield settings
+    finally:
+        try:
+            before = {pid for leader in started.values() for pid in processes.session(leader)}
+            stopped = stack.down(SERVICES, settings)
+            time.sleep(1)
+            left = [pid for pid in before | set(started.values()) if alive(pid)]
+            assert set(started) <= set(stopped)
+            assert not left, f"processes left after citylake down: {left}"
+        finally:
+            get_settings.cache_clear()
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def deliver(settings: Settings) -> None:
+    """One small city-day: the payment database gets its rows, the registry lands as a file."""
+    from citylake.postgres import connect_source_db
+    from pipelines.generator import write_day
+    from pipelines.generator.cityday import generate_city_day
+    from sources.payment_db import load_settlements, load_transactions
+
+    city_day = generate_city_day(DAY, scale=0.005)
+    with connect_source_db(settings) as conn:
+        load_transactions(conn, city_day.rows("pay_transactions"))
+        load_settlements(conn, city_day.rows("pay_settlements"))
+    write_day(Path(settings.landing), city_day, ("merchant_registry",))
+
+
+@pytest.mark.timeout(1500)
+def test_feed_dags_trigger_the_layer_dag_under_the_real_scheduler(airflow_up: Settings) -> None:
+    settings = airflow_up
+    af = settings.airflow
+    for name in SERVICES[1:]:
+        pid = service(name, settings).pid
+        assert pid is not None and alive(pid), name
+        assert {a for a, _ in listening(pid)} <= LOOPBACK, name  # loopback only
+    deliver(settings)
+
+    api = httpx.Client(
+        base_url=f"{af.url}/api/v2",
+        headers={"Authorization": f"Bearer {orchestrator.token(settings)}"},
+        timeout=30,
+    )
+    assert httpx.get(f"{af.url}/api/v2/dags", timeout=10).status_code == 401  # JWT required
+    deadline = time.monotonic() + 120  # the dag-processor's first parse
+    wanted = {f"citylake_feed_{f}" for f in FEEDS} | {LAYERS}
+    while wanted - {d["dag_id"] for d in api.get("/dags", params={"limit": 100}).json()["dags"]}:
+        assert time.monotonic() < deadline, "the generated DAGs did not appear"
+        time.sleep(2)
+
+    def runs(dag_id: str) -> list[dict]:
+        return api.get(f"/dags/{dag_id}/dagRuns").json()["dag_runs"]
+
+    def trigger(feed: str) -> None:
+        response = api.post(
+            f"/dags/citylake_feed_{feed}/dagRuns",
+            json={"logical_date": LOGICAL.isoformat(), "dag_run_id": f"stack-{feed}"},
+        )
+        assert response.status_code in (200, 201), response.text
+        # Unpaused after its run exists: the scheduler then finds its latest period taken.
+        api.patch(f"/dags/citylake_feed_{feed}", json={"is_paused": False}).raise_for_status()
+
+    api.patch(f"/dags/{LAYERS}", json={"is_paused": False}).raise_for_status()
+    triggered = time.monotonic()
+    # The registry first: on a fresh warehouse its run creates the shared delivery log and
+    # quarantine tables, which concurrent first runs would race to create (and then retry).
+    trigger("merchant_registry")
+    deadline = time.monotonic() + 300
+    while [r["state"] for r in runs("citylake_feed_merchant_registry")] != ["success"]:
+        assert "failed" not in str(runs("citylake_feed_merchant_registry")), "registry failed"
+        assert time.monotonic() < deadline, "the registry's feed run did not finish"
+        time.sleep(2)
+    for feed in FEEDS[1:]:
+        trigger(feed)
+
+    deadline = time.monotonic() + 900
+    while True:
+        layer = runs(LAYERS)
+        if layer and layer[0]["state"] in ("success", "failed"):
+            break
+        failed = [
+            f for f in FEEDS if any(r["state"] == "failed" for r in runs(f"citylake_feed_{f}"))
+        ]
+        assert not failed, f"feed DAG runs failed: {failed}"
+        assert time.monotonic() < deadline, f"no finished layer run: {layer}"
+        time.sleep(3)
+    seconds = time.monotonic() - triggered
+    assert [r["state"] for r in layer] == ["success"], layer
+    assert layer[0]["run_type"] == "asset_triggered"
+    print(f"trigger-to-ADS under the real scheduler: {seconds:.0f} s")
+    for feed in FEEDS:
+        assert [r["state"] for r in runs(f"citylake_feed_{feed}")] == ["success"], feed
+
+    from pipelines import tables
+
+    ads = tables.read_native(
+        tables.contract("ads_trade_daily", settings), pc.field("biz_date") == DAY, settings
+    )
+    assert ads.num_rows > 0
+    assert os.environ["CITYLAKE_WAREHOUSE"] in tables.table_path(
+        tables.contract("ads_trade_daily", settings), settings
+    )
