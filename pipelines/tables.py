@@ -279,11 +279,13 @@ def write_native(
     beside its data (the gate outcomes, the feed dimension, the quarantine), where a Spark write
     of a handful of rows costs a second or two of scheduling and log replay. An overwrite with
     `where` replaces only the rows matching it, as Spark's replaceWhere does."""
+    if where is not None and mode != "overwrite":  # an append cannot honour it: say so
+        raise ValueError(f"write_native: `where` needs mode='overwrite', not {mode!r}")
     write_deltalake(
         ensure_native(table, settings),
         conform_arrow(data, table),
         mode=mode,
-        predicate=where if mode == "overwrite" else None,
+        predicate=where,
     )
 
 

@@ -69,3 +69,10 @@ def test_a_feeds_quarantine_is_replaced_and_the_others_kept(spark, lake: Setting
     nothing = pa.Table.from_pylist([], schema=tables.arrow_schema(table))
     tables.write_native(nothing, table, mode="overwrite", where="feed = 'orders'", settings=lake)
     assert held() == [("fuel_sales", 7)]
+
+
+def test_an_append_refuses_a_predicate(lake: Settings) -> None:
+    table = tables.contract("dwd_quarantine", lake)
+    rows = pa.Table.from_pylist([_quarantined("orders", 2)])
+    with pytest.raises(ValueError, match="needs mode='overwrite'"):
+        tables.write_native(rows, table, mode="append", where="feed = 'orders'", settings=lake)
