@@ -551,3 +551,7 @@ def _order_move(verb: str):
 
 for _verb in ("ack", "fix", "verify", "close"):
     orders_app.command(_verb)(_order_move(_verb))
+
+from catalog.access_cli import app as access_app  # noqa: E402  (department access, issue #8)
+
+app.add_typer(access_app, name="access")

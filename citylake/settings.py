@@ -176,6 +176,74 @@ class WorkOrderSettings(BaseModel):
     sample_rows: int = Field(default=10, ge=0, description="Sample values kept per order.")
 
 
+class AccessSettings(BaseModel):
+    """Department access grants to data products (数据产品授权, ``catalog/grants.py``): a database
+    of their own on a PostgreSQL server, by default the project's own; and how departments
+    appear to Trino, whose file-based access control is generated from the active grants."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str | None = Field(default=None, description="Default: source_db.host")
+    port: int | None = Field(default=None, description="Default: source_db.port")
+    dbname: str = "access"
+    user: str = "citylake_access"
+    password: SecretStr = SecretStr("citylake-access")
+    default_expiry_days: int = Field(
+        default=365, ge=1, description="A grant approved without an expiry ends after this."
+    )
+    trino_users: dict[str, str] = Field(
+        default_factory=lambda: {
+            "市商务局": "dept_commerce",
+            "市大数据中心": "dept_bigdata",
+            "市税务局": "dept_tax",
+            "市统计局": "dept_stats",
+            "市市场监管局": "dept_market",
+            "市人力资源和社会保障局": "dept_hrss",
+        },
+        description="Trino user of each department (ASCII: it travels in the X-Trino-User "
+        "header); a department not listed is dept_<first 10 hex of sha256(name)>.",
+    )
+    trino_refresh_seconds: int = Field(
+        default=1, ge=1, description="How often Trino rereads the generated rules file."
+    )
+
+
+class ApiSettings(BaseModel):
+    """The data-product API (``serving/``): ADS tables over HTTP for departments' apps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 18100
+    workers: int = Field(default=2, ge=1, description="uvicorn worker processes: one per core.")
+    max_limit: int = Field(default=1000, ge=1, description="Largest page a call may ask for.")
+    default_limit: int = Field(default=100, ge=1)
+    app_rate: float = Field(default=200.0, gt=0, description="Calls per second per app.")
+    app_burst: int = Field(default=400, ge=1, description="Burst an app may spend at once.")
+    product_rate: float = Field(
+        default=5000.0, gt=0, description="Calls per second per data product (all apps)."
+    )
+    product_burst: int = Field(default=10000, ge=1)
+    allow_cidrs: list[str] = Field(
+        default_factory=list, description="If set, only clients in these networks are served."
+    )
+    deny_cidrs: list[str] = Field(
+        default_factory=list, description="Clients in these networks are refused (403)."
+    )
+    grant_cache_seconds: float = Field(
+        default=1.0, gt=0, le=1.0, description="Grant look-ups are cached this long at most."
+    )
+    version_check_seconds: float = Field(
+        default=1.0, gt=0, description="A table's Delta version is checked this often at most."
+    )
+    audit_flush_seconds: float = Field(
+        default=0.5, gt=0, description="The audit flusher writes a batch this often."
+    )
+    page_cache_entries: int = Field(
+        default=4096, ge=0, description="Serialized pages kept per worker (0: none)."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYLAKE_", env_nested_delimiter="__", extra="forbid"
@@ -223,6 +291,8 @@ class Settings(BaseSettings):
     trino: TrinoSettings = Field(default_factory=TrinoSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @model_validator(mode="after")
     def _absolute_local_paths(self) -> Settings:
