@@ -6,6 +6,7 @@ CITYLAKE := $(VENV)/bin/citylake
 
 setup:
 	@bash infra/setup/bootstrap.sh
+	@bash infra/setup/catalog_venv.sh
 	@$(CITYLAKE) setup
 
 demo: setup

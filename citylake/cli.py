@@ -470,6 +470,32 @@ def models_header(name: str) -> None:
     print(header(contract(name)), end="")
 
 
+catalog_app = typer.Typer(help="The OpenMetadata catalog (docs/catalog.md).", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("sync")
+def catalog_sync(
+    as_json: Annotated[bool, typer.Option("--json", help="The summary as JSON")] = False,
+) -> None:
+    """Publish every table, owner, tag, indicator term and lineage hop to OpenMetadata."""
+    from catalog.publish import CatalogSyncError, sync
+
+    try:
+        summary = sync(get_settings())
+    except CatalogSyncError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return
+    console.print(
+        f"published {len(summary['tables'])} tables, {len(summary['teams'])} teams, "
+        f"{summary['terms']} glossary terms, {summary['lineage_edges']} lineage edges "
+        f"({summary['column_edges']} column edges) to {escape(get_settings().catalog.url)}"
+    )
+
+
 def _open_work_orders(outcomes) -> None:
     """A build's failed gate checks open or update work orders, when a work-order DB is set."""
     if not get_settings().work_orders.enabled:

@@ -139,6 +139,32 @@ class TrinoSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class CatalogSettings(BaseModel):
+    """The OpenMetadata server `citylake catalog sync` publishes tables, lineage, owners, tags
+    and the indicator glossary to (``catalog/``, docs/catalog.md). The sync runs in its own
+    virtual environment (``venv``: openmetadata-ingestion's pins collide with the main one's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        default="http://127.0.0.1:8585/api",
+        description="The server's API root (OpenMetadata's hostPort, ending in /api).",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="JWT of an OpenMetadata bot or user allowed to create entities "
+        "(Settings → Bots → ingestion-bot in the UI).",
+    )
+    service: str = Field(
+        default="citylake", description="Database service the lakehouse is published under."
+    )
+    database: str = Field(default="lake", description="Its database; one schema per layer.")
+    venv: Path = Field(
+        default=PROJECT_ROOT / ".venv-catalog",
+        description="Virtual environment with openmetadata-ingestion (made by `make setup`).",
+    )
+
+
 class AirflowSettings(BaseModel):
     """The orchestrator `citylake up` runs: Airflow's api-server, scheduler and dag-processor on
     127.0.0.1 with LocalExecutor, its metadata in a database of the project's PostgreSQL."""
@@ -284,6 +310,7 @@ class Settings(BaseSettings):
         "Set a secret of your own in production: whoever knows it can test guesses.",
     )
     spark: SparkSettings = Field(default_factory=SparkSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     source_db: SourceDatabaseSettings = Field(default_factory=SourceDatabaseSettings)

@@ -1,0 +1,51 @@
+"""`citylake catalog sync`: the content from here, the publishing by ``catalog/sync.py`` in the
+catalog's own virtual environment (openmetadata-ingestion cannot share this one's pins)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from catalog.content import document
+from citylake.settings import PROJECT_ROOT, Settings
+
+
+class CatalogSyncError(RuntimeError):
+    pass
+
+
+def sync(settings: Settings, content: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Publish `content` (default: computed from the contracts and models) to the server of
+    ``settings.catalog``; returns the sync's summary (tables with their versions, counts)."""
+    catalog = settings.catalog
+    python = catalog.venv / "bin" / "python"
+    if not python.exists():
+        raise CatalogSyncError(
+            f"{python} not found: `make setup` creates the catalog's environment "
+            "(catalog/requirements.txt)"
+        )
+    if catalog.token is None:
+        raise CatalogSyncError(
+            "no OpenMetadata token: set CITYLAKE_CATALOG__TOKEN to a bot's JWT (docs/catalog.md)"
+        )
+    request = {
+        "target": {
+            "url": catalog.url,
+            "token": catalog.token.get_secret_value(),  # on stdin: never in argv or the env
+            "service": catalog.service,
+            "database": catalog.database,
+        },
+        "content": content if content is not None else document(settings),
+    }
+    result = subprocess.run(
+        [str(python), str(PROJECT_ROOT / "catalog" / "sync.py")],
+        input=json.dumps(request, ensure_ascii=False),
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise CatalogSyncError(f"catalog sync failed ({result.returncode}):\n{result.stderr}")
+    return json.loads(result.stdout)
