@@ -29,23 +29,31 @@ def sync(settings: Settings, content: dict[str, Any] | None = None) -> dict[str,
         raise CatalogSyncError(
             "no OpenMetadata token: set CITYLAKE_CATALOG__TOKEN to a bot's JWT (docs/catalog.md)"
         )
-    request = {
-        "target": {
-            "url": catalog.url,
-            "token": catalog.token.get_secret_value(),  # on stdin: never in argv or the env
-            "service": catalog.service,
-            "database": catalog.database,
-        },
-        "content": content if content is not None else document(settings),
-    }
-    result = subprocess.run(
+    # The client's imports take seconds (openmetadata-ingestion loads its profiler on import):
+    # start the sync first, so they run while SQLMesh parses the models' lineage here.
+    process = subprocess.Popen(
         [str(python), str(PROJECT_ROOT / "catalog" / "sync.py")],
-        input=json.dumps(request, ensure_ascii=False),
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=PROJECT_ROOT,
-        check=False,
     )
-    if result.returncode != 0:
-        raise CatalogSyncError(f"catalog sync failed ({result.returncode}):\n{result.stderr}")
-    return json.loads(result.stdout)
+    try:
+        request = {
+            "target": {
+                "url": catalog.url,
+                "token": catalog.token.get_secret_value(),  # on stdin: never in argv or the env
+                "service": catalog.service,
+                "database": catalog.database,
+            },
+            "content": content if content is not None else document(settings),
+        }
+        stdout, stderr = process.communicate(json.dumps(request, ensure_ascii=False))
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    if process.returncode != 0:
+        raise CatalogSyncError(f"catalog sync failed ({process.returncode}):\n{stderr}")
+    return json.loads(stdout)
