@@ -477,10 +477,18 @@ app.add_typer(catalog_app, name="catalog")
 @catalog_app.command("sync")
 def catalog_sync(
     as_json: Annotated[bool, typer.Option("--json", help="The summary as JSON")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be published (JSON), send nothing")
+    ] = False,
 ) -> None:
     """Publish every table, owner, tag, indicator term and lineage hop to OpenMetadata."""
     from catalog.publish import CatalogSyncError, sync
 
+    if dry_run:
+        from catalog.content import document
+
+        print(json.dumps(document(get_settings()), ensure_ascii=False, indent=1))
+        return
     try:
         summary = sync(get_settings())
     except CatalogSyncError as exc:
