@@ -517,10 +517,26 @@ def _open_work_orders(outcomes) -> None:
         err.print(f"[yellow]work orders not updated:[/] {escape(str(exc))}")
 
 
-quality_app = typer.Typer(help="Data quality: work orders (质量工单).", no_args_is_help=True)
+quality_app = typer.Typer(
+    help="Data quality: work orders (质量工单), regulator reports.", no_args_is_help=True
+)
 orders_app = typer.Typer(help="Quality work orders in PostgreSQL.", no_args_is_help=True)
 quality_app.add_typer(orders_app, name="orders")
 app.add_typer(quality_app, name="quality")
+
+
+@quality_app.command("report")
+def quality_report(
+    start: Annotated[dt.datetime, typer.Option("--from", formats=["%Y-%m-%d"])],
+    end: Annotated[dt.datetime, typer.Option("--to", formats=["%Y-%m-%d"])],
+    department: Annotated[str | None, typer.Option(help="Only this owner department")] = None,
+    out: Annotated[Path | None, typer.Option(help="Directory (default var/reports)")] = None,
+) -> None:
+    """The regulator report (数据质量评估报告) of a period in xlsx and docx."""
+    from quality.report import write_report
+
+    for path in write_report(start.date(), end.date(), department, out):
+        console.print(f"wrote {path}")
 
 
 @orders_app.command("list")
