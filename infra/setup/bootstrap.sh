@@ -45,6 +45,17 @@ if ! pg_server_present; then
   pg_server_present || die "the postgresql package is installed but initdb/postgres are not found"
 fi
 
+# The regulator report's charts are drawn in Chinese (quality/report_charts.py): without a CJK
+# font matplotlib draws boxes. Debian's Noto CJK fonts, installed when missing.
+if ! fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then
+  command -v apt-get >/dev/null && [ "$(id -u)" -eq 0 ] \
+    || die "no Noto Sans CJK font for the quality report's charts; as root run: apt-get install fonts-noto-cjk"
+  echo "citylake setup: installing Debian's CJK fonts (apt-get install fonts-noto-cjk)"
+  { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-cjk; } \
+    >/dev/null || die "apt-get could not install fonts-noto-cjk; install it and rerun"
+fi
+
 want=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
