@@ -180,6 +180,16 @@ class AirflowSettings(BaseModel):
     db_name: str = "airflow"
     db_user: str = "airflow"
     start_timeout_seconds: float = 180.0
+    retries: int = Field(
+        default=2, ge=0, description="Retries of a failed task (a data problem never retries)."
+    )
+    retry_delay_seconds: float = Field(default=60.0, ge=0, description="Wait before retry 1.")
+    retry_backoff: float = Field(
+        default=2.0, ge=1.0, description="Each further retry waits this many times longer."
+    )
+    max_retry_delay_seconds: float = Field(
+        default=600.0, ge=0, description="Longest wait between two tries."
+    )
 
     @property
     def url(self) -> str:

@@ -31,7 +31,7 @@ from airflow.sdk import DAG, Asset, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from citylake.orchestrator import SPARK_POOL  # one slot: `citylake up` creates it
-from citylake.settings import get_settings
+from citylake.settings import Settings, get_settings
 from warehouse_layers.contract import TableContract, input_roots, load_contracts
 
 Json = dict[str, Any]
@@ -41,14 +41,22 @@ START_DATE = dt.datetime(2024, 11, 1, tzinfo=dt.UTC)
 # When a period's run starts, in the city's time: 02:00 after the day (or month) ends, and five
 # past every hour for hourly feeds.
 CRONS = {"@hourly": "5 * * * *", "@daily": "0 2 * * *", "@monthly": "0 2 1 * *"}
-RETRIES = 2
-DEFAULT_ARGS: Json = {
-    "owner": "citylake",
-    "retries": RETRIES,
-    "retry_delay": dt.timedelta(minutes=1),
-    "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3 (True would mean 1.0)
-    "max_retry_delay": dt.timedelta(minutes=10),
-}
+
+
+def task_defaults(settings: Settings) -> Json:
+    """Every task's retry policy (settings.airflow) and its failure alert."""
+    policy = settings.airflow
+    return {
+        "owner": "citylake",
+        "retries": policy.retries,
+        "retry_delay": dt.timedelta(seconds=policy.retry_delay_seconds),
+        # a multiplier in Airflow 3 (True would mean 1.0)
+        "retry_exponential_backoff": policy.retry_backoff,
+        "max_retry_delay": dt.timedelta(seconds=policy.max_retry_delay_seconds),
+        "on_failure_callback": alert_failure,
+    }
+
+
 FEED_PREFIX = "citylake_feed_"
 LAYERS_PREFIX = "citylake_layers_"
 
@@ -101,7 +109,7 @@ def business_date(logical_date: dt.datetime | None, dag_run: Any) -> str:
     return when.astimezone(ZoneInfo(TIMEZONE)).date().isoformat()
 
 
-def feed_dag(table: TableContract) -> DAG:
+def feed_dag(table: TableContract, defaults: Json) -> DAG:
     """The feed's DAG: `ingest` (landing) or `pull` (database, exchange), then `gate_ods`."""
     feed = table.feed
     assert feed is not None
@@ -118,7 +126,7 @@ def feed_dag(table: TableContract) -> DAG:
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
-        default_args={**DEFAULT_ARGS, "on_failure_callback": alert_failure},
+        default_args=defaults,
         tags=["citylake", "feed", table.domain, feed.channel],
         doc_md=(
             f"### {feed.name} · {table.description.zh}\n\n"
@@ -207,7 +215,7 @@ def days_of(params: Json, events: Any, dag_run: Any) -> tuple[str, str]:
     return day, day
 
 
-def layer_dag(domain: str, inputs: list[TableContract]) -> DAG:
+def layer_dag(domain: str, inputs: list[TableContract], defaults: Json) -> DAG:
     """The domain's DAG: `dwd` (ODS→DWD→gates, with the dimensions) then `dws_ads`."""
     with DAG(
         dag_id=f"{LAYERS_PREFIX}{domain}",
@@ -216,7 +224,7 @@ def layer_dag(domain: str, inputs: list[TableContract]) -> DAG:
         catchup=False,
         max_active_runs=1,
         params={"from": None, "to": None},
-        default_args={**DEFAULT_ARGS, "on_failure_callback": alert_failure, "pool": SPARK_POOL},
+        default_args={**defaults, "pool": SPARK_POOL},
         tags=["citylake", "layers", domain],
         doc_md=(
             f"### {domain}: DWD → DWS → ADS\n\n"
@@ -251,11 +259,13 @@ def layer_dag(domain: str, inputs: list[TableContract]) -> DAG:
 
 def generate(contracts_dir: Path | None = None) -> dict[str, DAG]:
     """Every DAG the contracts under `contracts_dir` (default: the settings') describe."""
-    contracts = load_contracts(contracts_dir or get_settings().contracts_dir)
+    settings = get_settings()
+    contracts = load_contracts(contracts_dir or settings.contracts_dir)
+    defaults = task_defaults(settings)
     feeds = [t for t in contracts.values() if t.feed is not None]
-    dags = [feed_dag(t) for t in feeds]
+    dags = [feed_dag(t, defaults) for t in feeds]
     for domain in sorted({t.domain for t in feeds}):
         inputs = domain_inputs(domain, contracts)
         if inputs:  # a domain whose feeds no DWD table reads yet has no layers to build
-            dags.append(layer_dag(domain, inputs))
+            dags.append(layer_dag(domain, inputs, defaults))
     return {d.dag_id: d for d in dags}

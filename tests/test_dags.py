@@ -366,3 +366,87 @@ def test_a_task_that_fails_once_succeeds_on_retry(
     attempts = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
     assert attempts == {"ingest": 2, "gate_ods": 1}
     assert tries == [DAY.isoformat(), DAY.isoformat()]
+
+
+@pytest.mark.airflow
+def test_retry_policy_comes_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from citylake.settings import get_settings
+    from pipelines.orchestration import generate
+
+    monkeypatch.setenv("CITYLAKE_AIRFLOW__RETRIES", "4")
+    monkeypatch.setenv("CITYLAKE_AIRFLOW__RETRY_DELAY_SECONDS", "30")
+    monkeypatch.setenv("CITYLAKE_AIRFLOW__RETRY_BACKOFF", "3")
+    monkeypatch.setenv("CITYLAKE_AIRFLOW__MAX_RETRY_DELAY_SECONDS", "900")
+    get_settings.cache_clear()
+    try:
+        dags = generate()
+    finally:
+        get_settings.cache_clear()
+    tasks = [t for d in dags.values() for t in d.tasks]
+    assert {t.retries for t in tasks} == {4}
+    assert {t.retry_delay for t in tasks} == {dt.timedelta(seconds=30)}
+    assert {t.retry_exponential_backoff for t in tasks} == {3.0}
+    assert {t.max_retry_delay for t in tasks} == {dt.timedelta(minutes=15)}
+
+
+@pytest.mark.airflow
+@pytest.mark.timeout(120)
+def test_a_flaky_task_retries_and_a_broken_one_alerts_the_webhook(
+    airflow_db: Path, lake: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Under Airflow's own task runner (dag.test, in process): a feed task whose first try
+    fails (a marker file says whether it has failed before) succeeds on try 2; a task that
+    keeps failing is failed after its retries and its on_failure_callback POSTs the task
+    failure alert, once, to a real webhook receiver on loopback."""
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    from citylake.settings import get_settings
+    from pipelines import runs
+    from pipelines.orchestration import generate
+    from tests.receivers import webhook_receiver
+
+    marker = tmp_path / "failed-once"
+
+    def flaky(feed: str, day: str) -> list[dict]:
+        if not marker.exists():
+            marker.touch()
+            raise OSError("landing share briefly unreachable")
+        return [{"feed": feed, "day": day}]
+
+    def broken(feed: str, day: str) -> list[dict]:
+        raise OSError("landing share gone")
+
+    def gate(feed: str, day: str) -> dict:
+        return {"gate": f"gate ods passed on ods_{feed}", "day": day}
+
+    monkeypatch.setattr(runs, "ods_gate", gate)
+    monkeypatch.setenv("CITYLAKE_AIRFLOW__RETRIES", "1")
+    monkeypatch.setenv("CITYLAKE_AIRFLOW__RETRY_DELAY_SECONDS", "0")
+    with webhook_receiver() as (url, received):
+        monkeypatch.setenv("CITYLAKE_ALERTS__WEBHOOK_URL", url)
+        get_settings.cache_clear()
+        dag = generate()["citylake_feed_merchant_registry"]
+
+        monkeypatch.setattr(runs, "ingest_day", flaky)
+        run = dag.test(logical_date=dt.datetime(2024, 11, 4, 18, tzinfo=dt.UTC))
+        assert run.state == DagRunState.SUCCESS
+        tries = {ti.task_id: (ti.state, ti.try_number) for ti in run.get_task_instances()}
+        assert tries == {
+            "ingest": (TaskInstanceState.SUCCESS, 2),
+            "gate_ods": (TaskInstanceState.SUCCESS, 1),
+        }
+        assert received == []  # a retried failure is no alert
+
+        monkeypatch.setattr(runs, "ingest_day", broken)
+        run = dag.test(logical_date=dt.datetime(2024, 11, 5, 18, tzinfo=dt.UTC))
+    get_settings.cache_clear()
+    assert run.state == DagRunState.FAILED
+    states = {ti.task_id: (ti.state, ti.try_number) for ti in run.get_task_instances()}
+    assert states == {
+        "ingest": (TaskInstanceState.FAILED, 2),
+        "gate_ods": (TaskInstanceState.UPSTREAM_FAILED, 0),
+    }
+    [alert] = received
+    assert alert["title"] == "【任务失败】citylake_feed_merchant_registry.ingest (task failed)"
+    assert "第 2 次尝试失败" in alert["body"] and "landing share gone" in alert["body"]
+    assert alert["gate"] == "airflow" and alert["severity"] == "error"
