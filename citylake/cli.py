@@ -59,6 +59,16 @@ def setup() -> None:
         err.print(f"[red]citylake setup:[/] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     console.print(f"citylake setup: Trino {trino.VERSION} ready at {installed}")
+    from citylake import superset
+
+    if not superset.installed():
+        console.print(f"citylake setup: installing Superset {superset.VERSION} (once, ~1 GB)")
+    try:
+        venv = superset.install()
+    except (OSError, superset.SupersetError) as exc:
+        err.print(f"[red]citylake setup:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    console.print(f"citylake setup: Superset {superset.VERSION} ready in {venv}")
 
 
 @app.command()

@@ -196,6 +196,35 @@ class AirflowSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class SupersetSettings(BaseModel):
+    """The cockpit (驾驶舱): Apache Superset from its own virtual environment (``.venv-superset``;
+    its pins collide with Airflow's), served by gunicorn on 127.0.0.1, its metadata in a
+    database of the project's PostgreSQL; `citylake cockpit deploy` provisions the dashboards."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 18088
+    workers: int = Field(
+        default=1, ge=1, le=4, description="gunicorn worker processes (~400 MB each)."
+    )
+    threads: int = Field(default=4, ge=1, description="Threads per worker (charts load at once).")
+    user: str = Field(default="citylake", description="The admin user deploy and tests log in as.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs sessions and encrypts stored connection secrets. Default: generated "
+        "once into var/superset/secrets.json; set your own in production.",
+    )
+    locale: Literal["zh", "en"] = Field(default="zh", description="Default UI language.")
+    db_name: str = "superset"
+    db_user: str = "superset"
+    start_timeout_seconds: float = 240.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class WorkOrderSettings(BaseModel):
     """Where quality work orders (质量工单) live: a database of their own on a PostgreSQL server,
     by default the project's own (the source database's host and port). With ``enabled`` every
@@ -328,6 +357,7 @@ class Settings(BaseSettings):
     trino: TrinoSettings = Field(default_factory=TrinoSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
+    superset: SupersetSettings = Field(default_factory=SupersetSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 

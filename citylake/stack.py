@@ -67,6 +67,18 @@ def _stop_trino(settings: Settings) -> bool:
     return stop_trino(settings)
 
 
+def _start_superset(settings: Settings) -> Service:
+    from citylake.superset import start_superset
+
+    return start_superset(settings)
+
+
+def _stop_superset(settings: Settings) -> bool:
+    from citylake.superset import stop_superset
+
+    return stop_superset(settings)
+
+
 def _start_exchange(settings: Settings) -> Service:
     from sources.gov_exchange import start_exchange
 
@@ -129,6 +141,13 @@ SERVICES: tuple[StackService, ...] = (
         _start_trino,
         _stop_trino,
         lambda s: f"{s.trino.url} (catalog {s.trino.catalog})",
+    ),
+    StackService(
+        "superset",
+        "cockpit (Superset; dashboards by `citylake cockpit deploy`)",
+        _start_superset,
+        _stop_superset,
+        lambda s: s.superset.url,
     ),
     _airflow("airflow-api-server", "orchestrator API and UI (Airflow; JWT at /auth/token)"),
     _airflow("airflow-scheduler", "orchestrator scheduler (Airflow, LocalExecutor)"),

@@ -56,6 +56,22 @@ if ! fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then
     >/dev/null || die "apt-get could not install fonts-noto-cjk; install it and rerun"
 fi
 
+# The cockpit's stack test and benchmark render dashboards in Debian's headless Chromium
+# (Selenium from Superset's own venv drives it) with CJK fonts for the Chinese UI.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+    || ! compgen -G '/usr/share/fonts/opentype/noto/NotoSansCJK*' >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" -eq 0 ]; then
+    echo "citylake setup: installing Debian's chromium, chromium-driver and fonts-noto-cjk"
+    { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium chromium-driver fonts-noto-cjk; } >/dev/null \
+      || die "apt-get could not install chromium; run: apt-get install chromium chromium-driver fonts-noto-cjk"
+  else
+    echo "citylake setup: chromium/chromium-driver/fonts-noto-cjk missing; the cockpit render" \
+      "test needs them (apt-get install chromium chromium-driver fonts-noto-cjk)" >&2
+  fi
+fi
+
 want=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
