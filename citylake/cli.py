@@ -615,3 +615,7 @@ for _verb in ("ack", "fix", "verify", "close"):
 from catalog.access_cli import app as access_app  # noqa: E402  (department access, issue #8)
 
 app.add_typer(access_app, name="access")
+
+from serving.cli import app as api_app  # noqa: E402  (data-product API, issue #8)
+
+app.add_typer(api_app, name="api")
