@@ -59,6 +59,14 @@ def setup() -> None:
         err.print(f"[red]citylake setup:[/] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     console.print(f"citylake setup: Trino {trino.VERSION} ready at {installed}")
+    from citylake import deploy_check  # the validators of infra/ (tests/test_infra.py)
+
+    try:
+        tools = deploy_check.install(settings)
+    except deploy_check.DeployCheckError as exc:
+        err.print(f"[red]citylake setup:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    console.print(f"citylake setup: deployment validators ready in {tools.compose.parent.parent}")
     from citylake import superset
 
     if not superset.installed():
