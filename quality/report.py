@@ -103,8 +103,9 @@ class Report:
             return self.feed_label(row["feed"])
         return row["owner_department"]
 
-    def feed_label(self, feed: str) -> str:
-        return f"{self.feed_names.get(feed, feed)}({feed})"
+    def feed_label(self, feed: str, *, with_id: bool = True) -> str:
+        name = self.feed_names.get(feed, feed)
+        return f"{name}({feed})" if with_id else name
 
     def series(self) -> list[str]:
         return sorted({self.series_of(r) for r in self.scorecard})
@@ -118,8 +119,8 @@ class Report:
         return out
 
     def overview(self) -> list[tuple[str, str, Figures, int, int, int]]:
-        """Per department and feed over the period: figures, checks passed/failed (the
-        department's), open orders; then the whole scope (TOTAL)."""
+        """Per department and feed (its id) over the period: figures, checks passed/failed (the
+        department's), open orders; then the whole scope (feed TOTAL)."""
         per_feed: dict[tuple[str, str], Figures] = defaultdict(Figures)
         total = Figures()
         for r in self.scorecard:
@@ -132,9 +133,7 @@ class Report:
         rows = []
         for (department, feed), figures in sorted(per_feed.items()):
             passed, failed = checks.get(department, (0, 0))
-            rows.append(
-                (department, self.feed_label(feed), figures, passed, failed, orders[department])
-            )
+            rows.append((department, feed, figures, passed, failed, orders[department]))
         passed = sum(p for (d, _), (p, _f) in self.checks.items() if d == TOTAL)
         failed = sum(f for (d, _), (_p, f) in self.checks.items() if d == TOTAL)
         rows.append((self.scope, TOTAL, total, passed, failed, len(self.orders or [])))
@@ -456,12 +455,12 @@ def check_rows(report: Report) -> Iterable[list]:
         ]
 
 
-def reason_rows(report: Report) -> Iterable[list]:
+def reason_rows(report: Report, *, with_id: bool = True) -> Iterable[list]:
     for rank, r in enumerate(report.reasons, 1):
         yield [
             rank,
             r["department"],
-            report.feed_label(r["feed"]),
+            report.feed_label(r["feed"], with_id=with_id),
             r["stage"],
             r["reason_code"],
             r["reason"],

@@ -70,7 +70,8 @@ def trend_chart(
             ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
-        ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=10))
+        # Whole days only (an automatic locator ticks hours on a short period).
+        ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, len(days) // 10)))
         if series:
             ax.legend(loc="lower left", fontsize=7, ncols=min(4, len(series)))
         fig.tight_layout()

@@ -82,7 +82,7 @@ def write_docx(report: Report, path: Path, charts: Path) -> Path:
     overview = [
         [
             department,
-            feed,
+            feed if feed == TOTAL else report.feed_label(feed, with_id=False),
             f.delivered,
             f.loaded,
             f.quarantined,
@@ -129,7 +129,7 @@ def write_docx(report: Report, path: Path, charts: Path) -> Path:
         doc.add_paragraph("报告期内各项质量检查均已通过。")
 
     doc.add_heading("四、主要问题（隔离原因）", level=1)
-    reasons = list(reason_rows(report))
+    reasons = list(reason_rows(report, with_id=False))
     if reasons:
         _table(doc, REASON_HEADERS, reasons, {7})
     else:

@@ -89,7 +89,7 @@ def write_xlsx(report: Report, path: Path) -> Path:
     overview = [
         [
             department,
-            feed,
+            feed if feed == TOTAL else report.feed_label(feed, with_id=True),
             f.delivered,
             f.loaded,
             f.quarantined,
