@@ -1,4 +1,4 @@
-# The citylake image: the CLI and the data-product API (FastAPI under uvicorn).
+# The citylake image: the CLI and the data-product API (serving/: FastAPI under uvicorn).
 FROM python:3.11.11-slim-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless curl \
     && rm -rf /var/lib/apt/lists/* \
@@ -10,4 +10,4 @@ COPY . .
 RUN pip install --no-cache-dir --no-deps .
 USER citylake
 EXPOSE 8000
-CMD ["uvicorn", "citylake.api:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "4"]
+CMD ["citylake", "api", "serve"]
