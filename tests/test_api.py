@@ -181,7 +181,7 @@ def test_rate_limits_answer_429_with_retry_after(base: Settings) -> None:
     with _client(settings) as client:
         codes = [client.get(TRADE, headers=_auth(token)).status_code for _ in range(3)]
         assert codes == [200, 200, 429]
-        # The app's own limit is not what stopped it: another product answers (404: no data).
+        # The product's bucket, not the app's, stopped it: another product still answers.
         assert client.get("/products/ads_tax_monthly", headers=_auth(token)).status_code == 403
 
 
