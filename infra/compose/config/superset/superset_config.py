@@ -5,8 +5,6 @@ The cockpit's dashboards are provisioned as code by `citylake cockpit deploy` (i
 
 import os
 
-from celery.schedules import crontab  # noqa: F401  (beat schedules may be added here)
-
 SECRET_KEY = os.environ["SUPERSET_SECRET_KEY"]
 SQLALCHEMY_DATABASE_URI = (
     f"postgresql+psycopg2://superset:{os.environ['SUPERSET_DB_PASSWORD']}@postgres:5432/superset"
