@@ -280,6 +280,32 @@ def sql(
     console.print(f"({len(result.rows)} rows)")
 
 
+cockpit_app = typer.Typer(help="The cockpit (驾驶舱): Superset dashboards.", no_args_is_help=True)
+app.add_typer(cockpit_app, name="cockpit")
+
+
+@cockpit_app.command("deploy")
+def cockpit_deploy() -> None:
+    """Provision cockpit/*.yaml into the running Superset: the Trino connection, a dataset per
+    ADS table, the charts and dashboards (a redeploy updates them, never duplicates)."""
+    import httpx
+
+    from citylake import cockpit
+
+    settings = get_settings()
+    try:
+        deployed = cockpit.deploy(settings)
+    except (cockpit.CockpitError, httpx.HTTPError) as exc:
+        err.print(f"[red]citylake cockpit deploy:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    for slug, board_id in deployed.dashboards.items():
+        charts = len(deployed.charts[slug])
+        console.print(
+            f"{settings.superset.url}/superset/dashboard/{slug}/  (id {board_id}, {charts} charts)"
+        )
+    console.print(f"datasets: {', '.join(deployed.datasets)}")
+
+
 def _print_build(result) -> None:
     if result.start is None:
         console.print("nothing to build: no accepted payment transactions in ODS yet")
