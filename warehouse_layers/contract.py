@@ -133,6 +133,7 @@ class Column(BaseModel):
 
 
 Schedule = Literal["@hourly", "@daily", "@monthly"]
+GatePolicy = Literal["block", "warn"]
 
 
 class Deadline(BaseModel):
@@ -275,6 +276,11 @@ class TableContract(BaseModel):
     retention_days: int = Field(gt=0)
     feed: Feed | None = None
     upstream: tuple[str, ...] = Field(default=(), description="Tables this one is built from")
+    # The gate policy of single checks (quality/suites.py), keyed `<column>.<kind>` (kind:
+    # not_null, values, range, pattern) or `primary_key.unique`: `block` (the default) stops
+    # promotion of the table, `warn` records the failure (gate outcome, work order; no alert) and
+    # lets it through. Rows breaking a column's rule are quarantined in DWD regardless.
+    gate_policy: dict[str, GatePolicy] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> TableContract:
@@ -300,7 +306,29 @@ class TableContract(BaseModel):
                 raise ValueError(f"feed.key names unknown columns {unknown}")
         if self.layer != "dwd" and any(c.rule for c in self.columns):
             raise ValueError("normalization rules (`rule`) belong to DWD contracts")
+        unknown = sorted(set(self.gate_policy) - set(self.check_keys()))
+        if unknown:
+            raise ValueError(
+                f"gate_policy names checks the contract does not declare: {unknown} "
+                f"(declared: {self.check_keys()})"
+            )
         return self
+
+    def check_keys(self) -> list[str]:
+        """The keys of the checks the contract declares, as `gate_policy` names them."""
+        keys = []
+        for c in self.columns:
+            declared = {
+                "not_null": not c.nullable,
+                "values": bool(c.values),
+                "range": c.min is not None or c.max is not None,
+                "pattern": bool(c.pattern),
+            }
+            keys += [f"{c.name}.{kind}" for kind, yes in declared.items() if yes]
+        return [*keys, "primary_key.unique"] if self.primary_key else keys
+
+    def policy(self, check_key: str) -> GatePolicy:
+        return self.gate_policy.get(check_key, "block")
 
     @property
     def path_parts(self) -> tuple[str, str]:
