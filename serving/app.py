@@ -17,10 +17,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import inspect
+import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -35,6 +38,8 @@ from serving.tokens import all_tokens, digest
 
 log = logging.getLogger("citylake.api")
 _PY_TYPES = {"date": dt.date, "int": int, "bigint": int, "string": str}
+_INT64 = {"ge": -(2**63), "le": 2**63 - 1}  # integer filters are compared as int64
+_BOUNDS = {"int": _INT64, "bigint": _INT64}
 bearer = HTTPBearer(auto_error=False, description="An app token: `citylake api token create`")
 
 
@@ -139,14 +144,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.store, app.state.access, app.state.audit = store, access, audit
 
-    def caller(request: Request, credentials: HTTPAuthorizationCredentials | None):
-        if not networks.permits(request.client.host if request.client else None):
+    def caller(client: str | None, token: str | None):
+        """(app, department) of the calling token, after the network and app-rate checks."""
+        if not networks.permits(client):
             raise Denied(403, "client address not allowed")
-        if credentials is None or credentials.scheme.lower() != "bearer":
+        if not token:
             raise Denied(401, "an app token is required: Authorization: Bearer <token>")
         if not access.fresh():
             raise Denied(503, "grants are not available; try again shortly", 1.0)
-        who = access.tokens.get(digest(credentials.credentials))
+        who = access.tokens.get(digest(token))
         if who is None:
             raise Denied(401, "unknown app token")
         wait = app_buckets.take(who[0])
@@ -155,7 +161,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return who
 
     def audited(
-        request: Request,
+        path: str,
+        client: str | None,
         started: float,
         who,
         product: str | None,
@@ -169,20 +176,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app=who[0] if who else None,
                 department=who[1] if who else None,
                 product=product,
-                path=request.scope["path"],
+                path=path,
                 filters=filters,
                 rows=rows,
                 status=status,
-                client=request.client.host if request.client else None,
+                client=client,
                 duration_ms=(time.perf_counter() - started) * 1000,
             )
         )
 
-    def refused(exc: Denied) -> JSONResponse:
-        headers = (
-            {"Retry-After": str(max(1, round(exc.retry_after + 0.5)))} if exc.retry_after else None
-        )
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+    def refused(exc: Denied) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        headers = [(b"content-type", b"application/json")]
+        if exc.retry_after:
+            headers.append((b"retry-after", str(max(1, round(exc.retry_after + 0.5))).encode()))
+        body = json.dumps({"detail": exc.detail}, ensure_ascii=False).encode()
+        return exc.status, body, headers
+
+    def _response(result: tuple[int, bytes, list[tuple[bytes, bytes]]]) -> Response:
+        status, body, headers = result
+        extra = {k.decode(): v.decode() for k, v in headers if k != b"content-type"}
+        return Response(body, status_code=status, media_type="application/json", headers=extra)
 
     @app.get("/products", summary="Data products the caller's department may read")
     async def list_products(
@@ -190,12 +203,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
     ) -> Response:
         started = time.perf_counter()
+        client = request.client.host if request.client else None
+        path = request.scope["path"]
         who = None
         try:
-            who = caller(request, credentials)
+            who = caller(client, credentials.credentials if credentials else None)
         except Denied as exc:
-            audited(request, started, who, None, {}, 0, exc.status)
-            return refused(exc)
+            audited(path, client, started, who, None, {}, 0, exc.status)
+            return _response(refused(exc))
         readable = access.readable.get(who[1], frozenset())
         body = [
             {
@@ -207,22 +222,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for name, c in sorted(products.items())
             if name in readable
         ]
-        audited(request, started, who, None, {}, len(body), 200)
+        audited(path, client, started, who, None, {}, len(body), 200)
         return JSONResponse({"department": who[1], "products": body})
 
     def serve(
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None,
+        path: str,
+        client: str | None,
+        token: str | None,
         name: str,
         limit: int,
         offset: int,
         values: dict[str, Any],
-    ) -> Response:
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """One product read: (status, JSON body, headers); audited."""
         started = time.perf_counter()
         who = None
         given = {k: v for k, v in values.items() if v is not None}
         try:
-            who = caller(request, credentials)
+            who = caller(client, token)
             contract = products.get(name)
             if contract is None:
                 raise Denied(404, f"unknown data product {name!r}")
@@ -234,25 +251,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             snap = store.snapshot(name)
             if snap is None:
                 raise Denied(404, f"{name} has no data yet")
-            offered = {f.param: f for f in filters_of(contract)}
+            offered = filters[name]
             chosen = tuple((offered[k], given[k]) for k in sorted(given))
             body, rows, total = store.page(snap, chosen, limit, offset)
         except Denied as exc:
-            audited(request, started, who, name, _jsonable(given), 0, exc.status)
+            audited(path, client, started, who, name, _jsonable(given), 0, exc.status)
             return refused(exc)
         head = (
             f'{{"product":"{name}","version":{snap.version},"total":{total},'
             f'"limit":{limit},"offset":{offset},"rows":'
         ).encode()
-        audited(request, started, who, name, _jsonable(given), rows, 200)
-        return Response(head + body + b"}", media_type="application/json")
+        audited(path, client, started, who, name, _jsonable(given), rows, 200)
+        return 200, head + body + b"}", [(b"content-type", b"application/json")]
 
+    def serve_request(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None,
+        name: str,
+        limit: int,
+        offset: int,
+        values: dict[str, Any],
+    ) -> Response:
+        client = request.client.host if request.client else None
+        token = credentials.credentials if credentials else None
+        return _response(serve(request.scope["path"], client, token, name, limit, offset, values))
+
+    filters = {name: {f.param: f for f in filters_of(c)} for name, c in products.items()}
     Limit = Annotated[int, Query(ge=1, le=api.max_limit, description="Rows per page")]
     Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip")]
     for name, contract in sorted(products.items()):
         app.add_api_route(
             f"/products/{name}",
-            _product_endpoint(name, filters_of(contract), serve, Limit, Offset, api.default_limit),
+            _product_endpoint(
+                name, filters_of(contract), serve_request, Limit, Offset, api.default_limit
+            ),
             methods=["GET"],
             summary=f"{contract.description.zh} ({contract.owner_department})",
             description=f"{contract.description.en}. Rows in primary-key order "
@@ -273,9 +305,94 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name: str,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
     ) -> Response:
-        return serve(request, credentials, name, 1, 0, {})
+        return serve_request(request, credentials, name, 1, 0, {})
 
-    return app
+    fast = FastPath(app, serve, filters, api.default_limit, api.max_limit)
+    fast.state = app.state  # tests and the CLI reach the store, grants and audit through it
+    return fast  # type: ignore[return-value]
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_INT = re.compile(r"^-?\d{1,18}$")
+
+
+class FastPath:
+    """The product reads without FastAPI's per-request parameter machinery (measured: three
+    quarters of a call's CPU). It serves only requests whose query it can read plainly and
+    strictly: GET of a known product, each parameter once, dates as YYYY-MM-DD, integers as
+    digits, limit and offset in range; anything else goes to the FastAPI app, which validates
+    (422), documents (OpenAPI) and serves it the same way."""
+
+    def __init__(self, app: FastAPI, serve: Callable, filters: dict, default: int, most: int):
+        self.app, self.serve, self.filters = app, serve, filters
+        self.default, self.most = default, most
+
+    def _query(self, name: str, raw: bytes) -> tuple[int, int, dict] | None:
+        offered = self.filters[name]
+        limit, offset, values = self.default, 0, {}
+        seen = set()
+        for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+            if key in seen or not value:
+                return None
+            seen.add(key)
+            if key in ("limit", "offset"):
+                if not value.isdigit() or len(value) > 9:
+                    return None
+                number = int(value)
+                if key == "limit":
+                    if not 1 <= number <= self.most:
+                        return None
+                    limit = number
+                elif number > 10_000_000:
+                    return None
+                else:
+                    offset = number
+                continue
+            f = offered.get(key)
+            if f is None:
+                continue  # FastAPI ignores unknown parameters too
+            if f.type == "date":
+                if not _DATE.match(value):
+                    return None
+                try:
+                    values[key] = dt.date.fromisoformat(value)
+                except ValueError:
+                    return None
+            elif f.type in ("int", "bigint"):
+                if not _INT.match(value):
+                    return None
+                values[key] = int(value)
+            elif f.type == "string" and value.isascii() and value.isprintable():
+                values[key] = value
+            else:
+                return None
+        return limit, offset, values
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
+            name = path[10:] if path.startswith("/products/") else None
+            if name in self.filters:
+                query = self._query(name, scope["query_string"])
+                if query is not None:
+                    token = None
+                    for key, value in scope["headers"]:
+                        if key == b"authorization":
+                            scheme, _, credentials = value.decode("latin-1").partition(" ")
+                            if scheme.lower() == "bearer" and credentials:
+                                token = credentials
+                            break
+                    client = scope.get("client")
+                    status, body, headers = self.serve(
+                        path, client[0] if client else None, token, name, *query
+                    )
+                    headers.append((b"content-length", str(len(body)).encode()))
+                    await send(
+                        {"type": "http.response.start", "status": status, "headers": headers}
+                    )
+                    await send({"type": "http.response.body", "body": body})
+                    return
+        await self.app(scope, receive, send)
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
@@ -319,7 +436,8 @@ def _product_endpoint(
                 f.param,
                 inspect.Parameter.KEYWORD_ONLY,
                 annotation=Annotated[
-                    _PY_TYPES.get(f.type, str) | None, Query(description=f"{f.column} {what}")
+                    _PY_TYPES.get(f.type, str) | None,
+                    Query(description=f"{f.column} {what}", **_BOUNDS.get(f.type, {})),
                 ],
                 default=None,
             )

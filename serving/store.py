@@ -170,6 +170,8 @@ class ProductStore:
         mask = None
         for f, value in filters:
             column = table.column(f.column)
+            if pa.types.is_integer(column.type):  # a value beyond int32 must not overflow
+                column = pc.cast(column, pa.int64())
             scalar = pa.scalar(value, type=column.type)
             test = {"eq": pc.equal, "ge": pc.greater_equal, "le": pc.less_equal}[f.op](
                 column, scalar
