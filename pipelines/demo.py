@@ -25,8 +25,9 @@ from citylake.settings import Settings, get_settings
 from citylake.spark import get_spark
 from citylake.views import deliveries_table
 from pipelines import tables
-from pipelines.build import build
+from pipelines.build import BuildResult, build
 from pipelines.channels.pull import pull_feeds
+from pipelines.dwd.gate_outcome import covered_dates
 from pipelines.generator import FEEDS, CityDay, generate_city, write_day
 from pipelines.ingest import DeliveryResult, ingest_files
 
@@ -136,9 +137,24 @@ def run_demo(
     _print_scorecard(spark, settings, console)
 
     ok = _print_reconciliation(spark, settings, console)
+    write_quality_report(result, settings, console)
     ads = tables.table_path(tables.contract("ads_trade_daily", settings), settings)
     console.print(f"[bold]ADS table ads_trade_daily:[/] {ads}")
     return ok
+
+
+def write_quality_report(result: BuildResult, settings: Settings, console: Console) -> list[Path]:
+    """The regulator report of the days built, in var/reports (a build of everything without
+    a range of its own: the delivery log's first and last business dates)."""
+    start, end = covered_dates(result.start, result.end, settings)
+    if start is None or end is None:
+        return []
+    from quality.report import write_report  # matplotlib etc. only when it is needed
+
+    paths = list(write_report(start, end, settings=settings))
+    for path in paths:
+        console.print(f"[bold]quality report (数据质量评估报告):[/] {path}")
+    return paths
 
 
 def _share(value: float | None) -> str:

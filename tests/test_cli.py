@@ -78,6 +78,8 @@ def test_demo_reconciles_and_leaves_no_source_running(
         assert result.exit_code == 0, result.output
         assert "reconciliation" in result.output and "NO" not in result.output
         assert "ADS table ads_trade_daily" in result.output
+        reports = sorted(p.suffix for p in (var / "reports").iterdir())
+        assert reports == [".docx", ".xlsx"]  # the regulator report of the demo's days
         for feed in ("gov_tax_monthly", "pay_settlements", "fuel_tank_readings"):
             assert feed in result.output  # every channel delivered
         assert not list((var / "run").glob("*.pid")), "a source service was left running"

@@ -288,3 +288,18 @@ def test_the_cli_writes_both_files(warehouse: Settings, tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == [f"{stem}.docx", f"{stem}.xlsx"]
     overview = _rows(load_workbook(out / f"{stem}.xlsx")["概览"], OVERVIEW_HEADER_ROW)
     assert [(r["数据接口"], r["交付数"]) for r in overview] == [(GOV, 50), ("合计", 50)]
+
+
+def test_the_demo_writes_the_report_of_its_days(warehouse: Settings) -> None:
+    from rich.console import Console
+
+    from pipelines.build import BuildResult
+    from pipelines.demo import write_quality_report
+
+    console = Console(record=True, width=200)
+    paths = write_quality_report(BuildResult(D5, D7, {}), warehouse, console)
+    assert [p.parent for p in paths] == [warehouse.var_dir / "reports"] * 2
+    assert sorted(p.suffix for p in paths) == [".docx", ".xlsx"]
+    assert "quality report (数据质量评估报告)" in console.export_text()
+    overview = _rows(load_workbook(paths[0])["概览"], OVERVIEW_HEADER_ROW)
+    assert overview[-1]["交付数"] == 500  # the period D5 … D7, all departments
