@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from citylake.settings import WorkOrderSettings
@@ -115,3 +117,23 @@ def test_cli_lists_moves_and_refuses(settings, monkeypatch):
         assert '"actor": "王五"' in shown.output
     finally:
         get_settings.cache_clear()
+
+
+def test_the_regulator_report_lists_the_open_orders(settings, tmp_path):
+    """The report reads the orders not closed (of its department) from this database."""
+    from openpyxl import load_workbook
+
+    from quality.report import write_report
+
+    failed = _result("dwd_social_insurance", "insured_count_range", 6, "2024-11-09T01:00:00+00:00")
+    oid = orders.open_orders([failed], run_id="report", settings=settings)[0].id
+    lake = settings.model_copy(update={"warehouse": str(tmp_path / "lakehouse")})  # empty
+    department = "市人力资源和社会保障局"  # dwd_social_insurance's owner
+    xlsx, _ = write_report(
+        dt.date(2024, 11, 9), dt.date(2024, 11, 9), department, tmp_path, settings=lake
+    )
+    sheet = load_workbook(xlsx)["未关闭工单"]
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert [(r[0], r[1], r[2], r[4], r[6]) for r in rows] == [
+        (oid, "待处理", department, "insured_count_range", 6)
+    ]  # only this department's; another department's open orders are not listed
