@@ -216,6 +216,13 @@ class SupersetSettings(BaseModel):
         "once into var/superset/secrets.json; set your own in production.",
     )
     locale: Literal["zh", "en"] = Field(default="zh", description="Default UI language.")
+    cache_seconds: int = Field(
+        default=600,
+        ge=0,
+        description="How long chart results are served from Superset's cache (var/superset/"
+        "cache) instead of asking Trino again: a build shows after at most this long, or at "
+        "once with a dashboard's force refresh. 0: no cache.",
+    )
     db_name: str = "superset"
     db_user: str = "superset"
     start_timeout_seconds: float = 240.0

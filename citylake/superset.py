@@ -129,6 +129,13 @@ def config_text(settings: Settings) -> str:
         "WTF_CSRF_ENABLED": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "SUPERSET_WEBSERVER_TIMEOUT": 120,
+        # Chart results: a file cache all gunicorn workers share (the default caches nothing).
+        "DATA_CACHE_CONFIG": {
+            "CACHE_TYPE": "FileSystemCache" if ss.cache_seconds else "NullCache",
+            "CACHE_DIR": str(root_dir(settings) / "cache"),
+            "CACHE_DEFAULT_TIMEOUT": ss.cache_seconds,
+            "CACHE_KEY_PREFIX": "citylake_chart_",
+        },
         "ROW_LIMIT": 10000,
         # Dashboards come from `citylake cockpit deploy` (no examples are ever loaded).
     }
