@@ -226,6 +226,8 @@ def server_properties(settings: Settings) -> dict[str, str]:
         "node.internal-address": "127.0.0.1",
         "plugin.dir": str(home(settings) / "plugin"),
         "catalog.config-dir": str(root / "etc" / "catalog"),
+        # Department grants (catalog/trino_rules.py); the default path is relative to the cwd.
+        "access-control.config-files": str(root / "etc" / "access-control.properties"),
         # One small node on a shared 2-core machine: bound memory and parallelism.
         "query.max-memory": "1GB",
         "query.max-memory-per-node": "1GB",
@@ -259,6 +261,11 @@ def configure(settings: Settings) -> Path:
         catalog_properties(settings),
         private=True,
     )
+    # Who reads what: rules generated from the department grants, reread every refresh period.
+    from catalog.trino_rules import access_control_properties, ensure_rules
+
+    ensure_rules(settings)
+    _write_properties(etc / "access-control.properties", access_control_properties(settings))
     return etc
 
 
