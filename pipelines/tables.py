@@ -19,7 +19,6 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from delta.tables import DeltaTable
 from deltalake import (
     ColumnProperties,
     CommitProperties,
@@ -62,7 +61,11 @@ def ensure_table(
     path = table_path(table, settings)
     if path in _EXISTING:
         return path
-    if not DeltaTable.isDeltaTable(spark, path):
+    # Asked of the Delta log by delta-rs: delta-spark's DeltaTable.isDeltaTable needs the
+    # py4j gateway, which a Spark Connect session (settings.spark.connect_url) does not have.
+    if not NativeDeltaTable.is_deltatable(
+        native_uri(table, settings), storage_options=storage_options(settings)
+    ):
         if not path.startswith(("s3a://", "s3://")):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         spark.sql(table.create_table_ddl(path))
