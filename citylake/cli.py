@@ -653,3 +653,16 @@ app.add_typer(access_app, name="access")
 from serving.cli import app as api_app  # noqa: E402  (data-product API, issue #8)
 
 app.add_typer(api_app, name="api")
+
+
+@app.command()
+def ops(days: Annotated[int, typer.Option(help="Days back from now.")] = 7) -> None:
+    """运维大盘: runs, failures and durations per DAG and day, from Airflow's metadata DB."""
+    import os
+
+    from citylake import orchestrator
+
+    os.environ.update(orchestrator.environment(get_settings()))  # before Airflow is imported
+    from citylake.operations import dag_days, render
+
+    console.print(render(dag_days(days)), highlight=False)

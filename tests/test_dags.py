@@ -450,3 +450,42 @@ def test_a_flaky_task_retries_and_a_broken_one_alerts_the_webhook(
     assert alert["title"] == "【任务失败】citylake_feed_merchant_registry.ingest (task failed)"
     assert "第 2 次尝试失败" in alert["body"] and "landing share gone" in alert["body"]
     assert alert["gate"] == "airflow" and alert["severity"] == "error"
+
+
+@pytest.mark.airflow
+@pytest.mark.timeout(120)
+def test_the_operations_view_counts_runs_failures_and_retries(
+    airflow_db: Path, lake: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """运维大盘: two runs of a feed DAG under Airflow's own runner, one retried to success and
+    one failed for good, appear in the metadata DB's view of that DAG's day."""
+    from citylake.operations import dag_days, render
+    from citylake.settings import get_settings
+    from pipelines import runs
+    from pipelines.orchestration import generate
+
+    tries: list[str] = []
+
+    def flaky(feed: str, day: str) -> list[dict]:
+        tries.append(day)
+        if day == "2024-11-06" or len(tries) == 1:
+            raise OSError("landing share unreachable")
+        return []
+
+    monkeypatch.setattr(runs, "ingest_day", flaky)
+    monkeypatch.setattr(runs, "ods_gate", lambda feed, day: {"gate": "passed"})
+    monkeypatch.setenv("CITYLAKE_AIRFLOW__RETRIES", "1")
+    monkeypatch.setenv("CITYLAKE_AIRFLOW__RETRY_DELAY_SECONDS", "0")
+    get_settings.cache_clear()
+    dag = generate()["citylake_feed_merchant_orders"]
+    get_settings.cache_clear()
+    dag.test(logical_date=dt.datetime(2024, 11, 4, 18, tzinfo=dt.UTC))
+    dag.test(logical_date=dt.datetime(2024, 11, 5, 18, tzinfo=dt.UTC))
+
+    view = [r for r in dag_days(days=1) if r.dag_id == dag.dag_id]
+    assert sum(r.runs for r in view) == 2
+    assert sum(r.succeeded for r in view) == 1 and sum(r.failed for r in view) == 1
+    assert sum(r.failed_tasks for r in view) == 1  # the ingest of the 6th, for good
+    assert sum(r.retried_tasks for r in view) == 2  # both ingests took two tries
+    assert all(r.max_seconds is not None and r.max_seconds >= 0 for r in view)
+    assert dag.dag_id in render(view)
