@@ -104,18 +104,26 @@ def _mcc_codes() -> tuple[str, ...]:
     return tuple(sorted(m.mcc for m in iso18245.get_all_mccs()))
 
 
-@F.pandas_udf(BooleanType())
-def _uscc_valid(values: pd.Series) -> pd.Series:
+def _uscc_check(values: pd.Series) -> pd.Series:
     from stdnum.cn import uscc
 
     return values.map(lambda v: v is None or bool(uscc.is_valid(v)))
 
 
-@F.pandas_udf(BooleanType())
-def _resident_id_valid(values: pd.Series) -> pd.Series:
+def _resident_id_check(values: pd.Series) -> pd.Series:
     from stdnum.cn import ric
 
     return values.map(lambda v: v is None or bool(ric.is_valid(v)))
+
+
+# The UDFs are made when used, not at import: PySpark picks the classic or the Spark Connect
+# kind when a UDF is made, and only a started session says which one (spark.connect_url).
+def _uscc_valid(values: SparkColumn) -> SparkColumn:
+    return F.pandas_udf(_uscc_check, BooleanType())(values)
+
+
+def _resident_id_valid(values: SparkColumn) -> SparkColumn:
+    return F.pandas_udf(_resident_id_check, BooleanType())(values)
 
 
 @dataclass(frozen=True)
