@@ -50,6 +50,7 @@ class AuditLog:
             batch, self._pending = self._pending, []
             if not batch:
                 return 0
+            seen: dict = {}  # a batch repeats few filter sets: serialize each once
             try:
                 conn = self._connection()
                 with (
@@ -61,7 +62,7 @@ class AuditLog:
                         copy.write_row(
                             (
                                 c.at, c.app, c.department, c.product, c.path,
-                                json.dumps(c.filters, ensure_ascii=False, default=str),
+                                _filters_json(c.filters, seen),
                                 c.rows, c.status, c.client, c.duration_ms,
                             )
                         )  # fmt: skip
@@ -86,3 +87,11 @@ class AuditLog:
     def close(self) -> None:
         with self._lock:
             self._close()
+
+
+def _filters_json(filters: dict, seen: dict) -> str:
+    key = tuple(sorted(filters.items()))
+    text = seen.get(key)
+    if text is None:
+        text = seen[key] = json.dumps(filters, ensure_ascii=False, default=str)
+    return text
