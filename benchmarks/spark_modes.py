@@ -135,9 +135,15 @@ def start_connect_server(port: int, log: Path) -> subprocess.Popen:
         *(arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")),
         "spark-internal",
     ]
+    # The server's Python workers run the pipelines' UDFs: they need this Python and the
+    # project's packages, as any Connect server running citylake's tasks does.
+    env = os.environ | {
+        "PYSPARK_PYTHON": sys.executable,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")])),
+    }
     # spark-class execs java: the pid we get is the server JVM's.
     return subprocess.Popen(
-        command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, env=env
     )
 
 
