@@ -169,6 +169,9 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
+        if sys.exc_info()[0] is not None:  # failing: the database goes with the rest
+            stop_source_db(settings)
+            shutil.rmtree(var, ignore_errors=True)
     try:
         time.sleep(1)
         with grants.connect(settings) as conn:
