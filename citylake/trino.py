@@ -341,7 +341,9 @@ def _wait_ready(settings: Settings, svc: Service) -> None:
     while True:
         try:
             info = httpx.get(f"{settings.trino.url}/v1/info", timeout=2).json()
-            if info.get("starting") is False:
+            # The coordinator also schedules work: until it has announced itself as a node
+            # a query fails with NO_NODES_AVAILABLE, so "ready" means a query runs.
+            if info.get("starting") is False and _runs_a_query(settings):
                 return
         except (httpx.HTTPError, ValueError):
             pass
@@ -351,6 +353,14 @@ def _wait_ready(settings: Settings, svc: Service) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"Trino not ready at {settings.trino.url} after the start timeout")
         time.sleep(0.5)
+
+
+def _runs_a_query(settings: Settings) -> bool:
+    try:
+        query("SELECT 1", settings, timeout=30)
+    except (TrinoError, TimeoutError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
