@@ -11,8 +11,9 @@ approval or a revocation takes effect without a restart. The rules:
   privileges; catalogs without a rule are invisible).
 
 A grant's expiry is enforced at generation time: the file is regenerated after each change
-through `citylake access` and when Trino starts; an expired grant drops out at the next
-regeneration (the API checks expiry on every call).
+through `citylake access`, when Trino starts, and on the schedule of the Airflow DAG
+``citylake_access_rules`` (``settings.access.rules_schedule``, every 5 minutes by default), so
+an expired grant closes in SQL within that period (the API checks expiry on every call).
 """
 
 from __future__ import annotations

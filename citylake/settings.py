@@ -278,6 +278,11 @@ class AccessSettings(BaseModel):
     trino_refresh_seconds: int = Field(
         default=1, ge=1, description="How often Trino rereads the generated rules file."
     )
+    rules_schedule: str = Field(
+        default="*/5 * * * *",
+        description="Cron of the Airflow DAG citylake_access_rules, which regenerates Trino's "
+        "rules from the grants in force: an expired grant closes in SQL within this period.",
+    )
 
 
 class ApiSettings(BaseModel):

@@ -257,6 +257,38 @@ def layer_dag(domain: str, inputs: list[TableContract], defaults: Json) -> DAG:
     return dag
 
 
+ACCESS_RULES_DAG = "citylake_access_rules"
+
+
+def access_rules_dag(settings: Settings, defaults: Json) -> DAG:
+    """Trino's access rules regenerated from the grants in force on a schedule, so an expired
+    grant closes in SQL without anyone running `citylake access` (catalog/trino_rules.py)."""
+    with DAG(
+        dag_id=ACCESS_RULES_DAG,
+        schedule=CronDataIntervalTimetable(settings.access.rules_schedule, timezone=TIMEZONE),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=defaults,
+        tags=["citylake", "access"],
+        doc_md=(
+            "### Trino access rules from the grants in force\n\n"
+            "Rewrites the file-based access rules Trino rereads every "
+            f"{settings.access.trino_refresh_seconds} s: departments keep exactly the ADS "
+            "tables of their active grants; an expired grant drops out at this run."
+        ),
+    ) as dag:
+
+        @task(task_id="write_rules")
+        def write_rules() -> str:
+            from catalog.trino_rules import write_rules
+
+            return str(write_rules())
+
+        write_rules()
+    return dag
+
+
 def generate(contracts_dir: Path | None = None) -> dict[str, DAG]:
     """Every DAG the contracts under `contracts_dir` (default: the settings') describe."""
     settings = get_settings()
@@ -268,4 +300,5 @@ def generate(contracts_dir: Path | None = None) -> dict[str, DAG]:
         inputs = domain_inputs(domain, contracts)
         if inputs:  # a domain whose feeds no DWD table reads yet has no layers to build
             dags.append(layer_dag(domain, inputs, defaults))
+    dags.append(access_rules_dag(settings, defaults))
     return {d.dag_id: d for d in dags}

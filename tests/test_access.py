@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 
@@ -159,5 +160,38 @@ def test_cli_request_approve_revoke_writes_trino_rules(settings, monkeypatch):
         assert revoked.exit_code == 0, revoked.output
         tables = json.loads(path.read_text())["tables"]
         assert not [t for t in tables if t.get("user") == "^dept_bigdata$"]
+    finally:
+        get_settings.cache_clear()
+
+
+def test_the_access_rules_dag_closes_an_expired_grant_in_trino(settings, monkeypatch):
+    """No one runs `citylake access` after an approval: the scheduled DAG's task alone drops the
+    grant from Trino's rules once its expiry has passed."""
+    import time
+
+    from citylake.settings import get_settings
+    from pipelines.orchestration import ACCESS_RULES_DAG, generate
+
+    monkeypatch.setenv("CITYLAKE_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("CITYLAKE_SOURCE_DB__PORT", str(settings.source_db.port))
+    get_settings.cache_clear()
+    try:
+        task = generate()[ACCESS_RULES_DAG].task_dict["write_rules"]
+        gid = grants.request(
+            "ads_fuel_inventory_check", department="市统计局", purpose="核查", by="王五",
+            settings=settings,
+        )["id"]  # fmt: skip
+        expires = dt.datetime.now(UTC) + dt.timedelta(seconds=2)
+        grants.approve(gid, by="孙二", department="市商务局", expires_at=expires, settings=settings)
+        granted = {"user": "^dept_stats$", "table": "^ads_fuel_inventory_check$"}
+
+        def in_rules() -> bool:
+            path = task.python_callable()
+            tables = json.loads(Path(path).read_text(encoding="utf-8"))["tables"]
+            return any(granted.items() <= t.items() for t in tables)
+
+        assert in_rules()
+        time.sleep(max(0.0, (expires - dt.datetime.now(UTC)).total_seconds()) + 0.5)
+        assert not in_rules()
     finally:
         get_settings.cache_clear()
