@@ -411,32 +411,43 @@ CHECK_HEADERS = [
     "覆盖业务日期",
     "责任部门",
 ]
+# A feed's figures for a period or a day, then its checks: the overview and the detail sheet.
+FIGURE_HEADERS = ["交付数", "入库数", "隔离数", *(label for _, label in INDICATORS)]
 OVERVIEW_HEADERS = [
     "责任部门",
     "数据接口",
-    "交付数",
-    "入库数",
-    "隔离数",
-    "完整率",
-    "准确率",
-    "及时率",
+    *FIGURE_HEADERS,
     "检查通过(项次)",
     "检查未通过(项次)",
     "未关闭工单",
 ]
-DETAIL_HEADERS = [
-    "业务日期",
-    "责任部门",
-    "数据接口",
-    "交付数",
-    "入库数",
-    "隔离数",
-    "完整率",
-    "准确率",
-    "及时率",
-    "检查通过",
-    "检查未通过",
-]
+DETAIL_HEADERS = ["业务日期", "责任部门", "数据接口", *FIGURE_HEADERS, "检查通过", "检查未通过"]
+
+
+def overview_rows(report: Report, *, with_id: bool) -> Iterable[list]:
+    """The overview table (OVERVIEW_HEADERS): a row per department and feed, then totals."""
+    for department, feed, f, passed, failed, orders in report.overview():
+        yield [
+            department,
+            feed if feed == TOTAL else report.feed_label(feed, with_id=with_id),
+            f.delivered,
+            f.loaded,
+            f.quarantined,
+            *(f.share(name) for name, _ in INDICATORS),
+            passed,
+            failed,
+            orders,
+        ]
+
+
+def trend(report: Report, indicator: str) -> dict[str, list[float | None]]:
+    """An indicator's share per series (and TOTAL) on each of the report's days; None where
+    nothing was delivered that day (a gap in the chart, not a drop to 0)."""
+    daily = report.daily()
+    return {
+        s: [daily[s][d].share(indicator) if d in daily[s] else None for d in report.days]
+        for s in [*report.series(), TOTAL]
+    }
 
 
 def check_rows(report: Report) -> Iterable[list]:

@@ -21,8 +21,10 @@ from quality.report import (
     Report,
     check_rows,
     orders_rows,
+    overview_rows,
     reason_rows,
     summary_zh,
+    trend,
 )
 from quality.report_charts import cjk_family, trend_chart
 
@@ -79,33 +81,14 @@ def write_docx(report: Report, path: Path, charts: Path) -> Path:
 
     doc.add_heading("一、总体情况", level=1)
     doc.add_paragraph(summary_zh(report))
-    overview = [
-        [
-            department,
-            feed if feed == TOTAL else report.feed_label(feed, with_id=False),
-            f.delivered,
-            f.loaded,
-            f.quarantined,
-            *(f.share(name) for name, _ in INDICATORS),
-            passed,
-            failed,
-            orders,
-        ]
-        for department, feed, f, passed, failed, orders in report.overview()
-    ]
-    _table(doc, OVERVIEW_HEADERS, overview, {5, 6, 7}, size=7)
+    _table(doc, OVERVIEW_HEADERS, list(overview_rows(report, with_id=False)), {5, 6, 7}, size=7)
     for note in report.notes:
         doc.add_paragraph(note)
 
     doc.add_heading("二、指标趋势", level=1)
-    daily = report.daily()
-    series = [*report.series(), TOTAL]
     for i, (name, label) in enumerate(INDICATORS, 1):
         doc.add_heading(f"{i}. {label}", level=2)
-        values = {
-            s: [daily[s][d].share(name) if d in daily[s] else None for d in report.days]
-            for s in series
-        }
+        values = trend(report, name)
         png = trend_chart(
             f"{label}趋势({report.scope})", report.days, values, charts / f"{name}.png"
         )

@@ -24,8 +24,10 @@ from quality.report import (
     Report,
     check_rows,
     orders_rows,
+    overview_rows,
     reason_rows,
     summary_zh,
+    trend,
 )
 
 PERCENT = "0.00%"
@@ -86,33 +88,18 @@ def write_xlsx(report: Report, path: Path) -> Path:
     ws["A5"].alignment = Alignment(wrap_text=True, vertical="top")
     ws.merge_cells("A5:K5")
     ws.row_dimensions[5].height = 60
-    overview = [
-        [
-            department,
-            feed if feed == TOTAL else report.feed_label(feed, with_id=True),
-            f.delivered,
-            f.loaded,
-            f.quarantined,
-            *(f.share(name) for name, _ in INDICATORS),
-            passed,
-            failed,
-            orders,
-        ]
-        for department, feed, f, passed, failed, orders in report.overview()
-    ]
-    _table(ws, OVERVIEW_HEADER_ROW, OVERVIEW_HEADERS, overview, {6, 7, 8})
+    _table(
+        ws, OVERVIEW_HEADER_ROW, OVERVIEW_HEADERS, overview_rows(report, with_id=True), {6, 7, 8}
+    )
     for note in [*report.notes, report.orders_note]:
         if note:
             ws.cell(row=ws.max_row + 2, column=1, value=note)
 
-    daily = report.daily()
-    series = [*report.series(), TOTAL]
     for name, label in INDICATORS:
         sheet = wb.create_sheet(label)
-        rows = [
-            [day, *(daily[s][day].share(name) if day in daily[s] else None for s in series)]
-            for day in report.days
-        ]
+        values = trend(report, name)
+        series = list(values)
+        rows = [[day, *(v[i] for v in values.values())] for i, day in enumerate(report.days)]
         last = _table(sheet, 1, ["业务日期", *series], rows, set(range(2, len(series) + 2)))
         for r in range(2, last + 1):
             sheet.cell(row=r, column=1).number_format = "yyyy-mm-dd"
