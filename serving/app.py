@@ -97,27 +97,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     product_buckets = Buckets(api.product_rate / share, max(api.product_burst // share, 1))
     networks = ClientNetworks(api.allow_cidrs, api.deny_cidrs)
 
+    async def attempt(work: Callable[[], object], failure: str) -> None:
+        """Run `work` off the event loop; a failure is logged and retried on the next round
+        (a database or the warehouse briefly away must not stop the API)."""
+        try:
+            await asyncio.to_thread(work)
+        except Exception as exc:
+            log.warning("%s: %s", failure, exc)
+
     async def background() -> None:
         """Reload grants and tokens, look for new Delta versions, flush the audit."""
         last_versions = last_flush = 0.0
         while True:
             now = time.monotonic()
-            try:
-                await asyncio.to_thread(access.reload)
-            except Exception as exc:
-                log.warning("grants not reloaded: %s", exc)
+            await attempt(access.reload, "grants not reloaded")
             if now - last_versions >= api.version_check_seconds:
                 last_versions = now
-                try:
-                    await asyncio.to_thread(store.refresh)
-                except Exception as exc:
-                    log.warning("snapshots not refreshed: %s", exc)
+                await attempt(store.refresh, "snapshots not refreshed")
             if now - last_flush >= api.audit_flush_seconds:
                 last_flush = now
-                try:
-                    await asyncio.to_thread(audit.flush)
-                except Exception as exc:
-                    log.warning("audit not written (kept for the next flush): %s", exc)
+                await attempt(audit.flush, "audit not written (kept for the next flush)")
             await asyncio.sleep(min(api.grant_cache_seconds, api.audit_flush_seconds) / 2)
 
     @contextlib.asynccontextmanager
