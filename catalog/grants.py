@@ -18,8 +18,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 import psycopg
-from psycopg.rows import dict_row
 
+from citylake.platform_db import PlatformDatabase
 from citylake.settings import Settings, get_settings
 from warehouse_layers.contract import TableContract, load_contracts
 
@@ -120,80 +120,8 @@ def product(name: str, settings: Settings | None = None) -> TableContract:
     return known[name]
 
 
-def _server(settings: Settings) -> tuple[str, int]:
-    access = settings.access
-    return access.host or settings.source_db.host, access.port or settings.source_db.port
-
-
-def provision(settings: Settings) -> None:
-    """Create the role and database on the project's own loopback server; a server elsewhere
-    is provisioned by its administrators."""
-    from citylake import postgres
-
-    host, port = _server(settings)
-    password_file = postgres.root_dir(settings) / "superuser.password"
-    ours = host in ("127.0.0.1", "localhost") and port == settings.source_db.port
-    if ours and password_file.is_file():
-        access = settings.access
-        postgres.ensure_database(
-            settings, access.dbname, access.user, access.password.get_secret_value()
-        )
-
-
-def conninfo(settings: Settings) -> dict:
-    access = settings.access
-    host, port = _server(settings)
-    return dict(
-        host=host,
-        port=port,
-        dbname=access.dbname,
-        user=access.user,
-        password=access.password.get_secret_value(),
-        connect_timeout=10,
-    )
-
-
-_SCHEMA_READY: set[tuple] = set()  # servers whose schema this process has put in place
-
-
-def connect(settings: Settings | None = None) -> psycopg.Connection:
-    """A connection to the access database, its schema in place."""
-    settings = settings or get_settings()
-    kwargs = conninfo(settings)
-    try:
-        conn = psycopg.connect(**kwargs, row_factory=dict_row)
-    except psycopg.OperationalError:
-        provision(settings)  # first use on our own server: the role/database may be missing
-        try:
-            conn = psycopg.connect(**kwargs, row_factory=dict_row)
-        except psycopg.OperationalError as exc:
-            raise RuntimeError(
-                f"access database {kwargs['dbname']} on {kwargs['host']}:{kwargs['port']} is "
-                f"not reachable ({exc}); start the project's PostgreSQL (`citylake up "
-                "postgres`) or point CITYLAKE_ACCESS__HOST/PORT at a server that has it"
-            ) from None
-    key = (kwargs["host"], kwargs["port"], kwargs["dbname"])
-    if key not in _SCHEMA_READY:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('citylake.access.schema'))")
-            conn.execute(SCHEMA)
-        _SCHEMA_READY.add(key)
-    return conn
-
-
-class _Conn:
-    """The caller's connection, or one of our own closed on exit."""
-
-    def __init__(self, conn: psycopg.Connection | None, settings: Settings | None) -> None:
-        self.own = conn is None
-        self.conn = conn or connect(settings)
-
-    def __enter__(self) -> psycopg.Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        if self.own:
-            self.conn.close()
+DATABASE = PlatformDatabase("access", SCHEMA, "access database")
+connect = DATABASE.connect
 
 
 def _event(conn, grant_id, from_status, to_status, actor, department, reason) -> None:
@@ -227,7 +155,7 @@ def request(
         _need(purpose, "a purpose"),
         _need(by, "who requests (--by)"),
     )
-    with _Conn(conn, settings) as c, c.transaction():
+    with DATABASE.using(conn, settings) as c, c.transaction():
         # Serialize requests of one department for one product (the pending index alone would
         # not stop a request racing an approval).
         c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{department}/{product_name}"])
@@ -267,7 +195,7 @@ def _decide(
     conn: psycopg.Connection | None,
 ) -> dict:
     by, department = _need(by, "who decides (--by)"), _need(department, "the approver's department")
-    with _Conn(conn, settings) as c, c.transaction():
+    with DATABASE.using(conn, settings) as c, c.transaction():
         row = c.execute(
             "SELECT * FROM access.grant_request WHERE id = %s FOR UPDATE", [grant_id]
         ).fetchone()
@@ -384,7 +312,7 @@ def revoke(
 
 def get(grant_id: int, *, settings: Settings | None = None, conn=None) -> dict:
     """One request with its history (``events``, oldest first)."""
-    with _Conn(conn, settings) as c:
+    with DATABASE.using(conn, settings) as c:
         row = c.execute("SELECT * FROM access.grant_request WHERE id = %s", [grant_id]).fetchone()
         if row is None:
             raise GrantNotFound(f"no access request #{grant_id}")
@@ -405,7 +333,7 @@ def list_requests(
     conn=None,
 ) -> list[dict]:
     """Requests, newest first, optionally of one department, product or status."""
-    with _Conn(conn, settings) as c:
+    with DATABASE.using(conn, settings) as c:
         return c.execute(
             "SELECT * FROM access.grant_request"
             " WHERE (%(d)s::text IS NULL OR department = %(d)s::text)"
@@ -425,7 +353,7 @@ def active_grants(
 ) -> list[Grant]:
     """Grants in force at `at` (default now): approved, not revoked, not yet expired; of one
     department or of all."""
-    with _Conn(conn, settings) as c:
+    with DATABASE.using(conn, settings) as c:
         rows = c.execute(
             "SELECT id, product, department, expires_at FROM access.grant_request"
             " WHERE status = 'approved' AND expires_at > coalesce(%(at)s::timestamptz, now())"

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import psycopg
-from psycopg.rows import dict_row
 
+from citylake.platform_db import PlatformDatabase
 from citylake.settings import Settings, get_settings
 from quality.gate import GateResult
 
@@ -87,54 +87,8 @@ class Touched:
     check: str
 
 
-def _server(settings: Settings) -> tuple[str, int]:
-    wo = settings.work_orders
-    return wo.host or settings.source_db.host, wo.port or settings.source_db.port
-
-
-def provision(settings: Settings) -> None:
-    """Create the role and database on the project's own server (loopback, started by us);
-    a server elsewhere is provisioned by its administrators."""
-    from citylake import postgres
-
-    host, port = _server(settings)
-    password_file = postgres.root_dir(settings) / "superuser.password"
-    ours = host in ("127.0.0.1", "localhost") and port == settings.source_db.port
-    if ours and password_file.is_file():
-        wo = settings.work_orders
-        postgres.ensure_database(settings, wo.dbname, wo.user, wo.password.get_secret_value())
-
-
-def connect(settings: Settings | None = None) -> psycopg.Connection:
-    """A connection to the work-order database, its schema in place."""
-    settings = settings or get_settings()
-    wo = settings.work_orders
-    host, port = _server(settings)
-    kwargs = dict(
-        host=host,
-        port=port,
-        dbname=wo.dbname,
-        user=wo.user,
-        password=wo.password.get_secret_value(),
-        connect_timeout=10,
-        row_factory=dict_row,
-    )
-    try:
-        conn = psycopg.connect(**kwargs)
-    except psycopg.OperationalError:
-        provision(settings)  # first use on our own server: the role/database may be missing
-        try:
-            conn = psycopg.connect(**kwargs)
-        except psycopg.OperationalError as exc:
-            raise RuntimeError(
-                f"work-order database {wo.dbname} on {host}:{port} is not reachable ({exc}); "
-                "start the project's PostgreSQL (`citylake up postgres`) or point "
-                "CITYLAKE_WORK_ORDERS__HOST/PORT at a server that has it"
-            ) from None
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('citylake.work_order.schema'))")
-        conn.execute(SCHEMA)
-    return conn
+DATABASE = PlatformDatabase("work_orders", SCHEMA, "work-order database")
+connect = DATABASE.connect
 
 
 def _department(table: str, settings: Settings) -> str:
@@ -160,16 +114,10 @@ def open_orders(
     failed = [(r, c) for r in results for c in r.failed]
     if not failed:
         return []
-    own = conn is None
-    conn = conn or connect(settings)
     touched: list[Touched] = []
-    try:
-        with conn.transaction():
-            for result, check in failed:
-                touched.append(_upsert(conn, result, check, run_id, settings))
-    finally:
-        if own:
-            conn.close()
+    with DATABASE.using(conn, settings) as conn, conn.transaction():
+        for result, check in failed:
+            touched.append(_upsert(conn, result, check, run_id, settings))
     return touched
 
 
@@ -257,9 +205,7 @@ def transition(
         raise IllegalTransition(f"unknown status {to_status!r}; statuses: {', '.join(STATUSES)}")
     if not by.strip():
         raise IllegalTransition("a transition needs who made it (--by)")
-    own = conn is None
-    conn = conn or connect(settings)
-    try:
+    with DATABASE.using(conn, settings) as conn:
         with conn.transaction():
             row = conn.execute(
                 "SELECT status FROM quality.work_order WHERE id = %s FOR UPDATE", [order_id]
@@ -279,16 +225,11 @@ def transition(
             )
             _event(conn, order_id, current, to_status, by, comment)
         return get(order_id, conn=conn)
-    finally:
-        if own:
-            conn.close()
 
 
 def get(order_id: int, *, settings: Settings | None = None, conn=None) -> dict:
     """One order with its history (``events``, oldest first)."""
-    own = conn is None
-    conn = conn or connect(settings)
-    try:
+    with DATABASE.using(conn, settings) as conn:
         order = conn.execute(
             "SELECT * FROM quality.work_order WHERE id = %s", [order_id]
         ).fetchone()
@@ -300,9 +241,6 @@ def get(order_id: int, *, settings: Settings | None = None, conn=None) -> dict:
             [order_id],
         ).fetchall()
         return order
-    finally:
-        if own:
-            conn.close()
 
 
 def list_orders(
@@ -313,9 +251,7 @@ def list_orders(
     conn=None,
 ) -> list[dict]:
     """Orders, newest failure first, optionally of some statuses and one department."""
-    own = conn is None
-    conn = conn or connect(settings)
-    try:
+    with DATABASE.using(conn, settings) as conn:
         return conn.execute(
             "SELECT * FROM quality.work_order"
             " WHERE (%(status)s::text[] IS NULL OR status = ANY(%(status)s::text[]))"
@@ -323,6 +259,3 @@ def list_orders(
             " ORDER BY last_seen DESC, id DESC",
             {"status": list(status) if status else None, "department": department},
         ).fetchall()
-    finally:
-        if own:
-            conn.close()

@@ -11,7 +11,7 @@ import secrets
 
 import psycopg
 
-from catalog.grants import AccessError, _Conn
+from catalog.grants import DATABASE, AccessError
 from citylake.settings import Settings, get_settings
 
 
@@ -31,7 +31,7 @@ def create(
     if not app or not department:
         raise AccessError("an app token needs the app's name and its department")
     token = "clk_" + secrets.token_urlsafe(32)
-    with _Conn(conn, settings or get_settings()) as c, c.transaction():
+    with DATABASE.using(conn, settings or get_settings()) as c, c.transaction():
         c.execute(
             "INSERT INTO access.app_token (app, department, token_sha256) VALUES (%s, %s, %s)"
             " ON CONFLICT (app) DO UPDATE SET department = excluded.department,"
