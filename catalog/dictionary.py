@@ -34,6 +34,9 @@ def table_section(table: TableContract) -> str:
             f"key `{', '.join(table.feed.key)}`, schedule `{table.feed.schedule}`, "
             f"截止 due {table.feed.deadline.describe(table.feed.period)}."
         )
+    if table.gate_policy:
+        policies = ", ".join(f"`{k}` {v}" for k, v in sorted(table.gate_policy.items()))
+        lines.append(f"质量门策略 gate policy: {policies}; every other check blocks.")
     lines += [
         "",
         "| 字段 column | 类型 type | 必填 required | 分级 level | 说明 | description | 规则 rule |",

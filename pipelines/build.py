@@ -8,8 +8,11 @@ range's deliveries affect (pipelines/dwd/affected.py), not for all of ODS.
 
 Gates: ODS→DWD validates the normalized candidate rows before anything is written to DWD (too
 many contract breaks in the deliveries of the range block the feed); DWD→DWS validates the DWD
-tables against their contracts before DWS and ADS are rebuilt. A blocked gate raises
-``GateBlocked`` and nothing downstream of it changes.
+tables against their contracts before DWS and ADS are rebuilt. Each check has its policy
+(the contract's ``gate_policy``): a failed `warn` check is recorded, a failed `quarantine`
+check moves its rows into dwd_quarantine and the rest goes on, a failed `block` check holds its
+domain's tables and nothing downstream of them changes, while the other domains go on; the
+build then raises ``BuildBlocked`` (a ``GateBlocked``) naming every block.
 
 Every step reads ODS at one pinned Delta version, so a build is a pure function of those
 versions; the versions are written on each ADS row for time-travel reproduction.
@@ -18,9 +21,10 @@ versions; the versions are written on each ADS row for time-travel reproduction.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TypeVar
 
 import pyarrow.compute as pc
 import pyspark.sql.functions as F
@@ -35,22 +39,25 @@ from pipelines.dwd.enterprise import build_enterprise
 from pipelines.dwd.feed import write_feed_dimension
 from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
 from pipelines.dwd.gate_outcome import kept_outcomes
-from pipelines.dwd.line_keys import FeedKeys, index_deliveries
+from pipelines.dwd.line_keys import LINE, FeedKeys, index_deliveries
 from pipelines.dwd.merchant import build_merchant
 from pipelines.dwd.order import build_merchant_order
 from pipelines.dwd.pay_transaction import build_pay_transaction
+from pipelines.dwd.rows import quarantine_rows
 from pipelines.dwd.settlement import build_settlement
 from pipelines.dwd.tax import build_social_insurance, build_tax_monthly
 from pipelines.modeling.runner import build_models, day_runs
-from pipelines.normalize import normalize
+from pipelines.normalize import normalize, reject
 from pipelines.tables import date_range_predicate
-from quality.gate import GateResult, enforce, enforce_share
-from quality.suites import contract_checks, reject_rate_name
+from quality.gate import GateBlocked, GateResult, enforce, enforce_share
+from quality.suites import Check, contract_checks, reject_rate_name
 from warehouse_layers.contract import TableContract
 
 PAYMENT_INPUTS = ("ods_merchant_registry", "ods_pay_transactions")
 PAYMENT_DWD = ("dwd_pay_transaction",)
 FUEL_DWD = ("dwd_fuel_sale", "dwd_fuel_delivery", "dwd_tank_reading")
+QUARANTINE_KEY = ["table_name", "delivery_id", "source_line"]
+T = TypeVar("T")
 
 
 @dataclass
@@ -204,13 +211,79 @@ def gate_dwd(result: BuildResult, settings: Settings | None = None) -> None:
 def gate_dwd_table(
     name: str, result: BuildResult, settings: Settings, where: str | None = None
 ) -> None:
-    """The DWD→DWS gate of one table: its rows (in `where`) must satisfy its contract."""
+    """The DWD→DWS gate of one table: its rows (in `where`) must satisfy its contract.
+
+    A failed check of policy `quarantine` moves its failing rows into dwd_quarantine and the
+    rest goes on; a failed `block` check raises ``GateBlocked``."""
     table = tables.contract(name, settings)
     rows = tables.read(get_spark(settings), table, settings=settings)
     if where:
         rows = rows.where(where)
     checks = contract_checks(table)
-    result.gates.append(enforce(rows, checks, gate="dwd→dws", table=name, settings=settings))
+    move = partial(quarantine_failing, table, checks, result, settings, where)
+    result.gates.append(
+        enforce(rows, checks, gate="dwd→dws", table=name, settings=settings, quarantine=move)
+    )
+
+
+def quarantine_failing(
+    table: TableContract,
+    checks: list[Check],
+    result: BuildResult,
+    settings: Settings,
+    where: str | None,
+    outcome: GateResult,
+) -> str:
+    """Move the DWD rows (in `where`) that fail the `quarantine` checks of `outcome` into
+    dwd_quarantine, reason `gate_<kind>` and the column, the first failed check of a row
+    winning; returns what moved. The row's delivered line gives the quarantine its delivery,
+    file and (masked) raw record, from ODS at the build's pinned version, so every delivered
+    line stays in exactly one place: loaded + quarantined = delivered."""
+    spark = get_spark(settings)
+    failed = {c.check for c in outcome.quarantined}
+    moving = [c for c in checks if c.name in failed and c.row is not None]
+    reason = F.coalesce(
+        *[
+            F.when(c.row.failing(), reject(c.row.reason, c.row.column, F.col(c.row.column)))
+            for c in moving
+            if c.row is not None
+        ]
+    )
+    current = tables.read(spark, table, settings=settings)
+    scope = current.where(where) if where else current
+    bad = scope.select(*LINE, reason.alias("_reject")).where(F.col("_reject").isNotNull())
+    bad = bad.cache()
+    ods_name = table.upstream[0]  # the feed whose lines the rows carry (rules derive from it)
+    feed = tables.contract(ods_name, settings).feed
+    assert feed is not None
+    delivered = _ods(spark, ods_name, result.input_versions, settings).join(
+        bad.select(*LINE), LINE, "left_semi"
+    )
+    lines = normalize(delivered, table).select(*LINE, "_business_date", "_source_file", "_raw")
+    rows = quarantine_rows(lines.join(bad, LINE), feed=feed.name, table=table).cache()
+    moved = rows.count()
+    quarantine = tables.contract("dwd_quarantine", settings)
+    held = tables.read(spark, quarantine, settings=settings).where(f"feed = '{feed.name}'")
+    kept = held.join(rows.select(*QUARANTINE_KEY), QUARANTINE_KEY, "left_anti")
+    tables.write_native(
+        kept.unionByName(tables.conform(rows, quarantine)).toArrow(),
+        quarantine,
+        mode="overwrite",
+        where=f"feed = '{feed.name}'",
+        settings=settings,
+    )
+    # Then out of DWD (one commit): a crash in between leaves the line in both, never in none.
+    promoted = scope.join(bad.select(*LINE), LINE, "left_anti")
+    if table.partition_by:
+        tables.replace(promoted, table, where=where, settings=settings)
+    else:
+        tables.replace_small(promoted, table, settings)
+    spark.catalog.clearCache()
+    result.quarantined[feed.name] = result.quarantined.get(feed.name, 0) + moved
+    if table.name in result.rows:
+        result.rows[table.name] -= moved
+    counts = ", ".join(f"{c.check} {c.unexpected_count}" for c in outcome.quarantined)
+    return f"quarantined {moved} rows into dwd_quarantine ({counts})"
 
 
 def _range(result: BuildResult, column: str) -> str | None:
@@ -223,16 +296,18 @@ def build_dws_ads(
     result: BuildResult,
     settings: Settings | None = None,
     rebuilt: tuple[str, ...] = PAYMENT_DWD,
+    held: tuple[str, ...] = (),
 ) -> BuildResult:
-    """DWS and ADS downstream of the `rebuilt` DWD tables for [result.start, result.end]."""
+    """DWS and ADS downstream of the `rebuilt` DWD tables for [result.start, result.end],
+    except those downstream of a `held` one (a gate blocked it)."""
     settings = settings or get_settings()
     if result.start is None or result.end is None:
         return result  # nothing in DWD yet
     span = (result.end - result.start).days + 1
     days = {result.start + dt.timedelta(days=i) for i in range(span)}
     runs = day_runs(days | result.days)
-    touched = build_models(rebuilt, runs, result.input_versions, settings)
     spark = get_spark(settings)
+    touched = build_models(rebuilt, runs, result.input_versions, settings, held)
     for name in touched:
         table = tables.contract(name, settings)
         rows = tables.read(spark, table, settings=settings)
@@ -503,63 +578,132 @@ def index_lines(versions: dict[str, int], settings: Settings) -> None:
     index_deliveries(feeds, settings)
 
 
-def build_feed_facts(
-    start: dt.date | None, end: dt.date | None, result: BuildResult, settings: Settings
+def build_dimensions(
+    rebuilt: list[str], settings: Settings, held: Collection[str] = ()
 ) -> list[str]:
-    """Government facts, settlements and platform orders, then the conformed dimensions."""
-    rebuilt = [
-        dwd
-        for ods, (dwd, builder) in FEED_FACTS.items()
-        if refresh_fact(ods, dwd, builder, start, end, result, settings)
-    ]
-    return [*rebuilt, *build_dimensions(rebuilt, settings)]
-
-
-def build_dimensions(rebuilt: list[str], settings: Settings) -> list[str]:
     """The conformed dimensions (districts, MCCs, industries of the merchants and, when
-    `rebuilt` holds it, the enterprises); returns their names."""
+    `rebuilt` holds it, the enterprises); returns the names of those rebuilt. A dimension
+    built from a `held` table (one a gate blocked) keeps its rows."""
     spark = get_spark(settings)
     contracts = tables.contracts(settings)
     dims = {
-        "dwd_dim_district": build_district(spark, contracts["dwd_dim_district"]),
-        "dwd_dim_mcc": build_mcc(spark, contracts["dwd_dim_mcc"]),
+        "dwd_dim_district": lambda: build_district(spark, contracts["dwd_dim_district"]),
+        "dwd_dim_mcc": lambda: build_mcc(spark, contracts["dwd_dim_mcc"]),
+        "dwd_dim_industry": lambda: _industries(rebuilt, contracts, settings),
     }
+    built = [name for name in dims if not set(contracts[name].upstream) & set(held)]
+    for name in built:
+        tables.replace_small(dims[name](), contracts[name], settings)
+    return built
+
+
+def _industries(
+    rebuilt: list[str], contracts: dict[str, TableContract], settings: Settings
+) -> DataFrame:
+    spark = get_spark(settings)
     codes = tables.read(spark, contracts["dwd_merchant"], settings=settings).select("industry_code")
     if "dwd_enterprise" in rebuilt:
         enterprises = tables.read(spark, contracts["dwd_enterprise"], settings=settings)
         codes = codes.unionByName(enterprises.select("industry_code"))
-    dims["dwd_dim_industry"] = build_industry(codes.distinct(), contracts["dwd_dim_industry"])
-    for name, rows in dims.items():
-        tables.replace_small(rows, contracts[name], settings)
-    return list(dims)
+    return build_industry(codes.distinct(), contracts["dwd_dim_industry"])
+
+
+class BuildBlocked(GateBlocked):
+    """Gates blocked some tables; everything not downstream of them was promoted.
+
+    Raised when the build ends, so the run still fails visibly (the CLI's exit code, the
+    Airflow task) after the other domains went on; each block alerted when it happened.
+    `result` is the first block's gate outcome, `blocks` all of them, `build` what was built.
+    """
+
+    def __init__(self, blocks: list[GateBlocked], build: BuildResult, held: list[str]) -> None:
+        super().__init__(blocks[0].result, blocks[0].alerts)
+        lines = [str(b) for b in blocks]
+        self.args = ("\n".join([*lines, f"held: {', '.join(held)}"] if held else lines),)
+        self.blocks = blocks
+        self.build = build
+        self.held = held
+
+
+def held_below(held: Collection[str], contracts: dict[str, TableContract]) -> list[str]:
+    """The DWD tables a blocked gate holds: `held` and every DWD table built from one of them
+    (the conformed dimensions). The models below them are SQLMesh's to follow."""
+    below = set(held)
+    grown = True
+    while grown:
+        found = {
+            t.name
+            for t in contracts.values()
+            if t.layer == "dwd" and t.name not in below and below & set(t.upstream)
+        }
+        below |= found
+        grown = bool(found)
+    return sorted(below)
 
 
 def build(
     start: dt.date | None = None, end: dt.date | None = None, *, settings: Settings | None = None
 ) -> BuildResult:
-    """Every domain's DWD -> DWS -> ADS for [start, end]; raises GateBlocked when a blocking
-    check fails. Every gate outcome is kept in dwd_gate_outcome, a blocking one too."""
+    """Every domain's DWD -> DWS -> ADS for [start, end]. Every gate outcome is kept in
+    dwd_gate_outcome, a blocking one too.
+
+    Each domain's unit (payment; each feed of FEED_FACTS; fuel) stands alone: a blocking check
+    holds that unit's DWD tables and everything downstream of them (a model reading a held
+    table and a promoted one too), the others go on, and the build then raises
+    ``BuildBlocked`` naming every block."""
     settings = settings or get_settings()
+    blocks: list[GateBlocked] = []
+    held: list[str] = []  # DWD tables whose unit a gate blocked
+
+    def unit(names: tuple[str, ...], step: Callable[[], T]) -> T | None:
+        try:
+            return step()
+        except GateBlocked as blocked:
+            blocks.append(blocked)
+            held.extend(names)
+            return None
+
     with kept_outcomes(start, end, settings) as keep_outcomes:
         versions = pin_inputs(get_spark(settings), settings)
         if start is not None and end is not None:
             index_lines(versions, settings)
-        result = build_dwd(start, end, settings=settings, versions=versions)
-        gate_dwd(result, settings)
-        rebuilt = [*PAYMENT_DWD, "dwd_merchant"]
-        rebuilt += build_feed_facts(start, end, result, settings)
-        touched = build_fuel_dwd(start, end, result, settings)
+        payment = (*PAYMENT_DWD, "dwd_merchant")
+        result = unit(payment, partial(_payment, start, end, settings, versions))
+        rebuilt = [*payment] if result is not None else []
+        result = result or BuildResult(start, end, versions)
+        for ods, (dwd, builder) in FEED_FACTS.items():
+            step = partial(refresh_fact, ods, dwd, builder, start, end, result, settings)
+            if unit((dwd,), step):
+                rebuilt.append(dwd)
+        contracts = tables.contracts(settings)
+        rebuilt += build_dimensions(rebuilt, settings, held_below(held, contracts))
+        fuel = (*FUEL_DWD, "dwd_fuel_station")
+        touched = unit(fuel, partial(build_fuel_dwd, start, end, result, settings))
         fuel_span = fuel_days(settings) if touched is not None else None
         if touched is not None and fuel_span is not None:
-            rebuilt += [*FUEL_DWD, "dwd_fuel_station"]
+            rebuilt += fuel
             if start is None or end is None:  # every day with facts: payment's and fuel's
                 spans = [d for d in [(result.start, result.end), fuel_span] if d[0]]
                 result.start, result.end = min(a for a, _ in spans), max(b for _, b in spans)
             assert result.start is not None and result.end is not None
             result.days |= fuel_restated(touched, result.start, result.end, settings)
+        result.gates += [b.result for b in blocks]
         keep_outcomes()  # every gate before the models has spoken: the scorecard reads them
         rebuilt += quality_inputs(result, settings)
-        build_dws_ads(result, settings, rebuilt=tuple(rebuilt))
+        held = held_below(held, contracts)
+        # A failed model audit restores every model table: held like a blocked DWD gate.
+        unit((), partial(build_dws_ads, result, settings, tuple(rebuilt), tuple(held)))
+    if blocks:
+        raise BuildBlocked(blocks, result, held)
+    return result
+
+
+def _payment(
+    start: dt.date | None, end: dt.date | None, settings: Settings, versions: dict[str, int]
+) -> BuildResult:
+    """Transactions with the merchant dimension they are booked against, behind their gates."""
+    result = build_dwd(start, end, settings=settings, versions=versions)
+    gate_dwd(result, settings)
     return result
 
 

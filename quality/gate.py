@@ -54,15 +54,21 @@ class GateResult:
     def blocked(self) -> bool:
         return any(c.severity == "block" for c in self.failed)
 
+    @property
+    def quarantined(self) -> list[CheckResult]:
+        """The failed checks whose rows are moved out (policy `quarantine`)."""
+        return [c for c in self.failed if c.severity == "quarantine"]
+
     def describe(self) -> str:
         if not self.failed:
             return (
                 f"gate {self.gate} passed on {self.table}: "
                 f"{len(self.checks)} checks, {self.rows} rows"
             )
-        lines = [
-            f"gate {self.gate} {'BLOCKED' if self.blocked else 'warned'} on table {self.table}:"
-        ]
+        verdict = (
+            "BLOCKED" if self.blocked else "quarantined rows" if self.quarantined else "warned"
+        )
+        lines = [f"gate {self.gate} {verdict} on table {self.table}:"]
         for c in self.failed:
             share = f"{c.unexpected_percent:.2f}%" if c.unexpected_percent is not None else "?"
             lines.append(
@@ -95,8 +101,15 @@ def _batch_definition():
 
 
 def validate(
-    df: DataFrame, checks: list[Check], *, gate: str, table: str, settings: Settings | None = None
+    df: DataFrame,
+    checks: list[Check],
+    *,
+    gate: str,
+    table: str,
+    settings: Settings | None = None,
+    keep: bool = True,
 ) -> GateResult:
+    """The outcome of every check on `df`; `keep` records it (the caller records it otherwise)."""
     import great_expectations as gx
 
     batch_definition = _batch_definition()  # creates the GX context the suite needs
@@ -138,7 +151,8 @@ def validate(
             )
         )
     result = GateResult(gate=gate, table=table, rows=rows, checks=results)
-    record(result, settings or get_settings())
+    if keep:
+        record(result, settings or get_settings())
     return result
 
 
@@ -156,16 +170,30 @@ def enforce(
     table: str,
     settings: Settings | None = None,
     explain: Callable[[], str] | None = None,
+    quarantine: Callable[[GateResult], str] | None = None,
 ) -> GateResult:
     """Validate; on a blocking failure, alert every configured channel and raise GateBlocked.
 
     `explain`, called only on a block, adds what GX's sample cannot say (e.g. full counts).
+    `quarantine`, called when only checks of policy `quarantine` (and `warn`) failed, moves
+    their failing rows out of the table and says what it moved; without it such a failure
+    blocks, since the rows would go on. The outcome is recorded once, with that detail.
     """
-    result = validate(df, checks, gate=gate, table=table, settings=settings)
+    settings = settings or get_settings()
+    result = validate(df, checks, gate=gate, table=table, settings=settings, keep=False)
+    if result.quarantined and quarantine is None:
+        blocking = [
+            replace(c, severity="block") if c in result.quarantined else c for c in result.checks
+        ]
+        result = replace(result, checks=blocking)
     if result.blocked:
         if explain is not None:
             result = replace(result, detail=explain())
+        record(result, settings)
         raise GateBlocked(result, notify(alert_for(result), settings))
+    if result.quarantined and quarantine is not None:
+        result = replace(result, detail=quarantine(result))
+    record(result, settings)
     return result
 
 

@@ -35,6 +35,12 @@ REASONS_ZH: dict[str, str] = {
     "missing_refund_of": "退款未注明原交易",
     "refund_exceeds_original": "退款金额超过原交易",
     "net_mismatch": "结算净额与明细不符",
+    # Gate (质量门): the DWD→DWS gate moved the row out for a failed check of policy
+    # `quarantine` (quality/suites.py GATE_REASONS); the column names the check.
+    "gate_not_null": "质量门隔离: 必填项为空",
+    "gate_values": "质量门隔离: 取值不在允许范围内",
+    "gate_range": "质量门隔离: 数值超出合理范围",
+    "gate_pattern": "质量门隔离: 格式不符合规范",
 }
 
 # Where in the path a row was quarantined: the table's layer.

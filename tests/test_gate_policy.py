@@ -1,5 +1,6 @@
 """Gate policy per check, declared in the contract (`gate_policy`): a `warn` check's failure is
-recorded and lets the table through; a `block` check (the default) stops it."""
+recorded and lets the table through; a `quarantine` check moves its failing rows out and the
+rest goes on; a `block` check (the default) stops it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from quality.suites import contract_checks
 from warehouse_layers.contract import TableContract
 
 
-def _contract(**policy: str) -> TableContract:
+def _contract(*, lines: bool = False, **policy: str) -> TableContract:
+    """A small DWD contract; with `lines`, its sale id derives from a feed, so its rows carry
+    their delivered line (what a quarantine needs)."""
+    derived = {"source": "sale_id", "rule": "key"} if lines else {}
     return TableContract.model_validate(
         {
             "name": "dwd_demo_sale",
@@ -24,7 +28,7 @@ def _contract(**policy: str) -> TableContract:
             "primary_key": ["sale_id"],
             "columns": [
                 {"name": "sale_id", "type": "string", "nullable": False,
-                 "description": {"zh": "编号", "en": "Id"}},
+                 "description": {"zh": "编号", "en": "Id"}, **derived},
                 {"name": "liters", "type": "double", "min": 0, "max": 100,
                  "description": {"zh": "升数", "en": "Liters"}},
             ],
@@ -48,7 +52,7 @@ def test_checks_take_their_policy_from_the_contract() -> None:
     [
         ({"liters.not_null": "warn"}, "does not declare: \\['liters.not_null'\\]"),  # nullable
         ({"volume.range": "warn"}, "does not declare"),
-        ({"liters.range": "ignore"}, "block' or 'warn"),
+        ({"liters.range": "ignore"}, "'block', 'quarantine' or 'warn'"),
     ],
 )
 def test_a_policy_for_an_undeclared_check_or_an_unknown_policy_is_refused(
@@ -56,6 +60,19 @@ def test_a_policy_for_an_undeclared_check_or_an_unknown_policy_is_refused(
 ) -> None:
     with pytest.raises(ValidationError, match=message):
         _contract(**policy)
+
+
+def test_quarantine_is_for_row_level_checks_of_rows_that_name_their_line() -> None:
+    checks = contract_checks(_contract(lines=True, **{"liters.range": "quarantine"}))
+    ranged = next(c for c in checks if c.name.startswith("liters between"))
+    assert ranged.severity == "quarantine" and ranged.row is not None
+    assert (ranged.row.column, ranged.row.reason) == ("liters", "gate_range")
+    unique = next(c for c in checks if c.name == "sale_id unique")
+    assert unique.row is None  # no single row fails a uniqueness check
+    with pytest.raises(ValidationError, match=r"row-level check .* not \['primary_key.unique'\]"):
+        _contract(lines=True, **{"primary_key.unique": "quarantine"})
+    with pytest.raises(ValidationError, match="rows name their delivered line"):
+        _contract(**{"liters.range": "quarantine"})  # no column derives from a feed
 
 
 def test_a_failed_warning_does_not_block_a_failed_block_does() -> None:

@@ -133,7 +133,10 @@ class Column(BaseModel):
 
 
 Schedule = Literal["@hourly", "@daily", "@monthly"]
-GatePolicy = Literal["block", "warn"]
+GatePolicy = Literal["block", "quarantine", "warn"]
+# The check kinds a row fails on its own: a `quarantine` policy moves exactly those rows out.
+# Key uniqueness is a property of a set of rows; no single row can be moved out for it.
+ROW_CHECKS = ("not_null", "values", "range", "pattern")
 
 
 class Deadline(BaseModel):
@@ -278,8 +281,10 @@ class TableContract(BaseModel):
     upstream: tuple[str, ...] = Field(default=(), description="Tables this one is built from")
     # The gate policy of single checks (quality/suites.py), keyed `<column>.<kind>` (kind:
     # not_null, values, range, pattern) or `primary_key.unique`: `block` (the default) stops
-    # promotion of the table, `warn` records the failure (gate outcome, work order; no alert) and
-    # lets it through. Rows breaking a column's rule are quarantined in DWD regardless.
+    # promotion of the table and everything downstream of it, `quarantine` (row-level checks of
+    # a DWD table that names its delivered lines) moves the failing rows into dwd_quarantine and
+    # promotes the rest, `warn` records the failure (gate outcome, work order; no alert) and lets
+    # it through. Rows breaking a column's rule are quarantined in DWD regardless.
     gate_policy: dict[str, GatePolicy] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -311,6 +316,18 @@ class TableContract(BaseModel):
             raise ValueError(
                 f"gate_policy names checks the contract does not declare: {unknown} "
                 f"(declared: {self.check_keys()})"
+            )
+        quarantined = sorted(k for k, p in self.gate_policy.items() if p == "quarantine")
+        not_rows = [k for k in quarantined if k.rsplit(".", 1)[1] not in ROW_CHECKS]
+        if not_rows:
+            raise ValueError(
+                f"gate_policy `quarantine` needs a row-level check ({', '.join(ROW_CHECKS)}), "
+                f"not {not_rows}: no single row fails it, so none can be moved out"
+            )
+        if quarantined and (self.layer != "dwd" or "_source_line" not in names):
+            raise ValueError(
+                f"gate_policy `quarantine` ({quarantined}) needs a DWD table whose rows name "
+                "their delivered line (columns derived from a feed by `rule`)"
             )
         return self
 

@@ -52,8 +52,12 @@ def build_models(
     runs: Sequence[tuple[dt.date, dt.date]],
     input_versions: dict[str, int],
     settings: Settings,
+    held: Sequence[str] = (),
 ) -> list[str]:
     """Restate the models downstream of the `rebuilt` DWD tables over each run of days.
+
+    A model downstream of a `held` DWD table (one a gate blocked) is not computed, also when
+    it reads rebuilt tables too: it keeps its rows until a build promotes that table again.
 
     `input_versions` are the table versions the build pinned (ODS, and those of tables built
     from no other table that it pinned, such as the gate outcomes); each ADS row carries those
@@ -74,13 +78,26 @@ def build_models(
     owned = [contracts[n] for n in sorted(models) if contracts[n].layer in MODEL_LAYERS]
     before = {t.name: tables.version(spark, t, settings) for t in owned}
     audited = ", ".join(t.name for t in owned)  # restored together, so judged together
-    touched = sorted(
-        {
-            fqn.split(".")[-1].strip('"')
-            for name in rebuilt
+
+    def downstream(names: Sequence[str]) -> set[str]:
+        return {
+            fqn
+            for name in names
+            if name in models
             for fqn in ctx.dag.downstream(ctx.get_model(f"dwd.{name}").fqn)
         }
-    )
+
+    withheld = downstream(held)
+    computed = downstream(rebuilt) - withheld
+    if withheld and not computed:
+        return []  # everything below the rebuilt tables waits for a held one
+    # Restating a DWD table cascades to every model below it; only `computed` are backfilled
+    # (a withheld model keeps its rows; a later build that restates those days computes it).
+    touched = sorted(fqn.split(".")[-1].strip('"') for fqn in computed)
+    backfill = None
+    if withheld:  # the audits judge what this build computes, for the feeds behind it only
+        backfill = [f"{contracts[n].layer}.{n}" for n in touched]
+        audited = ", ".join(touched)
     last = max(end for _, end in runs)
     try:
         # Deploy model changes (creates prod on the first build) and mark every day up to the
@@ -97,6 +114,7 @@ def build_models(
             ctx.plan(
                 "prod",
                 restate_models=[f"dwd.{name}" for name in rebuilt],
+                backfill_models=backfill,
                 start=start,
                 end=end,
                 execution_time=end + dt.timedelta(days=1),
