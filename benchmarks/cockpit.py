@@ -13,7 +13,9 @@ free loopback ports for the measurement, stopped after. It deploys cockpit/*.yam
 (idempotent), asks Superset for the SQL of every chart (the chart data API, ``type=query``)
 and times that SQL on Trino directly (best of --runs, no Superset cache in the way), then
 renders the four dashboards (the first render warms Superset's and Trino's caches; the
-best of --runs after it is reported). Goals (issue #7): render ≤ 2 s, slowest query ≤ 5 s.
+best of --runs after it is reported, for a fresh browser's first page and for a page with
+Superset's JavaScript already in the browser's cache, with where the page's time went from the
+browser's Navigation and Resource Timing). Goals (issue #7): render ≤ 2 s, slowest query ≤ 5 s.
 """
 
 from __future__ import annotations
@@ -191,19 +193,56 @@ def measure(runs: int) -> None:
 
     slugs = list(deployed.dashboards)
     with tempfile.TemporaryDirectory(prefix="cockpit-bench-") as shots:
-        cockpit.render(slugs, Path(shots), settings)  # warm-up
-        best: dict[str, float] = {}
-        for _ in range(runs):
-            for page in cockpit.render(slugs, Path(shots), settings):
-                if page["timed_out"] or page["drawn"] != page["charts"]:
+        cockpit.render(slugs, Path(shots), settings)  # warm-up: Superset's and Trino's caches
+        pages: dict[str, list[dict]] = {slug: [] for slug in slugs}
+        starts: list[float] = []
+        for run in range(max(runs, len(slugs))):  # every dashboard once as the first page
+            # Each run is a fresh browser (an empty cache); its first page loads Superset's
+            # JavaScript bundle, the others find it in the browser's cache, as a user's next
+            # page does. Rotate which dashboard comes first so each is measured both ways.
+            order = slugs[run % len(slugs) :] + slugs[: run % len(slugs)]
+            for i, page in enumerate(cockpit.render(order, Path(shots), settings)):
+                if (
+                    page["timed_out"]
+                    or page["charts"] != len(deployed.charts[page["slug"]])
+                    or page["drawn"] != page["charts"]
+                ):
                     raise SystemExit(f"{page['slug']} did not draw every chart: {page}")
-                best[page["slug"]] = min(best.get(page["slug"], float("inf")), page["seconds"])
-    print(f"dashboard render, all charts drawn (headless Chromium, best of {runs}):")
-    for slug, seconds in best.items():
-        print(f"  {seconds:7.3f} s  {slug}")
+                page["first"] = i == 0
+                pages[page["slug"]].append(page)
+            starts.append(page["browser_start_seconds"])
+    print(f"headless Chromium start (before any page): best {min(starts):.2f} s")
+    print(
+        "dashboard render until every chart is drawn (best of the runs, fresh browser's "
+        "first page / page with the bundle in the browser's cache); where the time went, ms "
+        "from navigation start (html, static bundle end, DOMContentLoaded, API calls, "
+        "chart data requests):"
+    )
+    cold: list[float] = []
+    warm: list[float] = []
+    for slug, seen in pages.items():
+        first = [p for p in seen if p["first"]]
+        later = [p for p in seen if not p["first"]]
+        line = f"  {slug:24s}"
+        for label, group, into in (("first", first, cold), ("cached", later, warm)):
+            if not group:
+                continue
+            best = min(group, key=lambda p: p["seconds"])
+            into.append(best["seconds"])
+            t = best["timing"]
+            line += (
+                f"  {label} {best['seconds']:6.3f} s [html {t['html_end']:.0f}, static "
+                f"{(t['static'] or {}).get('end', 0):.0f}, dcl {t['dom_content_loaded']:.0f}, "
+                f"api {(t['api'] or {}).get('end', 0):.0f}, chart data "
+                f"{(t['chart_data'] or {}).get('start', 0):.0f}-"
+                f"{(t['chart_data'] or {}).get('end', 0):.0f} "
+                f"(x{(t['chart_data'] or {}).get('n', 0)})]"
+            )
+        print(line)
     print(
         f"slowest query {timings[0][0]:.3f} s (goal ≤ 5 s); slowest render "
-        f"{max(best.values()):.3f} s (goal ≤ 2 s)"
+        f"{max(cold or [0]):.3f} s in a fresh browser, {max(warm or [0]):.3f} s with the "
+        "bundle cached (goal ≤ 2 s)"
     )
 
 

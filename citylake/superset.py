@@ -136,7 +136,19 @@ def config_text(settings: Settings) -> str:
             "CACHE_DEFAULT_TIMEOUT": ss.cache_seconds,
             "CACHE_KEY_PREFIX": "citylake_chart_",
         },
+        # Superset's own cache beside it (a page's bootstrap data, a database's table lists):
+        # the default NullCache recomputed them on every request.
+        "CACHE_CONFIG": {
+            "CACHE_TYPE": "FileSystemCache" if ss.cache_seconds else "NullCache",
+            "CACHE_DIR": str(root_dir(settings) / "cache" / "app"),
+            "CACHE_DEFAULT_TIMEOUT": ss.cache_seconds,
+            "CACHE_KEY_PREFIX": "citylake_app_",
+        },
         "ROW_LIMIT": 10000,
+        # No gzip in the worker: Flask-Compress compressed every response anew, the ~15 MB
+        # JavaScript bundle of a fresh browser included, on the worker's CPU; on loopback the
+        # bytes cost nothing (behind a proxy, the proxy compresses and caches).
+        "COMPRESS_REGISTER": False,
         # Dashboards come from `citylake cockpit deploy` (no examples are ever loaded).
     }
     lines = ["# Written by citylake (citylake/superset.py) on every start; edit the settings."]

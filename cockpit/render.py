@@ -5,7 +5,8 @@ carries Selenium; the browser and its driver are Debian's ``chromium`` and ``chr
 Input on stdin (JSON): ``url``, ``cookie`` (a logged-in ``session`` cookie value),
 ``dashboards`` (slugs), ``out_dir``, ``timeout``. Output on stdout (JSON), one entry per
 dashboard: seconds until every chart was drawn, the charts found and drawn, error texts seen
-(alerts and failed-chart messages), and the screenshot's path.
+(alerts and failed-chart messages), the screenshot's path, the browser's start time and where
+the page's time went (``timing``: the browser's Navigation and Resource Timing, ms).
 
 It waits as Superset's own report screenshots do (``superset/utils/webdriver.py``): the chart
 containers present, then no ``.loading`` spinner left; "drawn" means the container holds a
@@ -50,6 +51,23 @@ return {charts: charts.length, drawn: drawn.length,
         loading: document.querySelectorAll('.loading').length,
         alerts: alerts, text: document.body ? document.body.innerText : ''};
 """
+# Where a page's time went, from the browser's own Navigation and Resource Timing (ms from the
+# navigation's start): the HTML, the static bundle (scripts, styles, fonts), the page's API
+# calls and the chart data requests among them.
+_TIMING = """
+const nav = performance.getEntriesByType('navigation')[0];
+const res = performance.getEntriesByType('resource');
+const span = list => list.length ? {n: list.length,
+    start: Math.min(...list.map(r => r.startTime)), end: Math.max(...list.map(r => r.responseEnd)),
+    kb: Math.round(list.reduce((a, r) => a + (r.transferSize || 0), 0) / 1024)} : null;
+const charts = res.filter(r => r.name.includes('/api/v1/chart/data'));
+return {html_end: nav.responseEnd, dom_content_loaded: nav.domContentLoadedEventEnd,
+        load: nav.loadEventEnd,
+        static: span(res.filter(r => r.name.includes('/static/'))),
+        api: span(res.filter(r => r.name.includes('/api/') && !charts.includes(r))),
+        chart_data: span(charts),
+        chart_data_slowest: charts.length ? Math.max(...charts.map(r => r.duration)) : null};
+"""
 
 
 def _driver(profile: str) -> webdriver.Chrome:
@@ -65,12 +83,15 @@ def render(job: dict) -> list[dict]:
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="cockpit-chromium-") as profile:
+        began = time.monotonic()
         driver = _driver(profile)
+        start_seconds = time.monotonic() - began
         try:
             driver.get(f"{job['url']}/health")  # a page of the host, so the cookie can be set
             driver.add_cookie({"name": "session", "value": job["cookie"], "path": "/"})
             for slug in job["dashboards"]:
                 results.append(_dashboard(driver, job, slug, out_dir))
+                results[-1]["browser_start_seconds"] = round(start_seconds, 3)
         finally:
             driver.quit()
     return results
@@ -87,6 +108,10 @@ def _dashboard(driver: webdriver.Chrome, job: dict, slug: str, out_dir: Path) ->
             break
         time.sleep(0.1)
     seconds = time.monotonic() - began
+    timing = {
+        k: round(v, 1) if isinstance(v, float) else v
+        for k, v in driver.execute_script(_TIMING).items()
+    }
     time.sleep(1.0)  # ECharts animates its series in (~1 s); the screenshot waits for it
     shot = out_dir / f"{slug}.png"
     height = driver.execute_script("return document.body.scrollHeight")
@@ -104,6 +129,7 @@ def _dashboard(driver: webdriver.Chrome, job: dict, slug: str, out_dir: Path) ->
         "title": driver.title,
         "screenshot": str(shot),
         "timed_out": time.monotonic() >= deadline,
+        "timing": timing,
     }
 
 
