@@ -71,7 +71,10 @@ def run_demo(
     sources = stack.select(list(stack.SOURCES))
     running = {s.name for s, svc in stack.status(settings) if svc.running}
     started = [s for s in sources if s.name not in running]
-    for s in started:
+    # Every source is started, the running ones too: a start reuses a running server and
+    # provisions it (a PostgreSQL that `citylake up superset` started for Superset's metadata
+    # has no payment tables yet). Only the ones started here are stopped again.
+    for s in sources:
         s.start(settings)
     console.print(
         "[bold]0. sources[/] running: "

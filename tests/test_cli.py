@@ -1,19 +1,17 @@
-"""The `citylake` command as a user runs it: ingest, build and the demo."""
+"""The `citylake` command as a user runs it: ingest and build. The demo's test is the cockpit's
+stack test (tests/test_cockpit.py): `citylake demo` on MinIO up to the rendered dashboards."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from citylake.cli import app
-from citylake.settings import Settings, get_settings
+from citylake.settings import Settings
 from tests.payment_files import TXN_HEADER, merchant, registry, txn, write
-from tests.source_db import free_port
 
 pytestmark = pytest.mark.spark
 runner = CliRunner()
@@ -54,41 +52,6 @@ def test_ingest_of_a_rejected_file_exits_nonzero_with_the_reason(spark, lake: Se
     result = runner.invoke(app, ["ingest", "merchant_registry", str(bad)])
     assert result.exit_code == 1
     assert "header does not match the merchant_registry contract" in result.output
-
-
-@pytest.mark.stack  # starts the source database and the exchange itself
-def test_demo_reconciles_and_leaves_no_source_running(
-    spark, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The demo starts PostgreSQL, which runs as the postgres account: its ./var must be in a
-    # directory that account can enter (pytest's tmp_path is private to us).
-    var = Path(tempfile.mkdtemp(prefix="citylake-demo-"))
-    var.chmod(0o711)
-    for name, value in {
-        "WAREHOUSE": var / "lakehouse",
-        "LANDING": var / "landing",
-        "VAR_DIR": var,
-        "SOURCE_DB__PORT": free_port(),
-        "EXCHANGE__URL": f"http://127.0.0.1:{free_port()}",
-    }.items():
-        monkeypatch.setenv(f"CITYLAKE_{name}", str(value))
-    get_settings.cache_clear()
-    try:
-        result = runner.invoke(app, ["demo", "--days", "2", "--scale", "0.003"])
-        assert result.exit_code == 0, result.output
-        assert "reconciliation" in result.output and "NO" not in result.output
-        assert "ADS table ads_trade_daily" in result.output
-        reports = sorted(p.suffix for p in (var / "reports").iterdir())
-        assert reports == [".docx", ".xlsx"]  # the regulator report of the demo's days
-        for feed in ("gov_tax_monthly", "pay_settlements", "fuel_tank_readings"):
-            assert feed in result.output  # every channel delivered
-        assert not list((var / "run").glob("*.pid")), "a source service was left running"
-    finally:
-        from citylake import stack
-
-        stack.down(settings=get_settings())
-        get_settings.cache_clear()
-        shutil.rmtree(var, ignore_errors=True)
 
 
 def test_deliveries_by_feed_and_department_export_to_xlsx(
