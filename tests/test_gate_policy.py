@@ -4,6 +4,8 @@ rest goes on; a `block` check (the default) stops it."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from pydantic import ValidationError
 
@@ -102,3 +104,119 @@ def test_enforce_lets_a_warned_table_through_and_stops_a_blocked_one(spark, lake
         enforce(
             rows, contract_checks(_contract()), gate="dwd→dws", table="dwd_demo_sale", settings=lake
         )
+
+
+# --- One build, planted defects in two domains (spark tier) ---------------------------------
+
+D5, D6 = "2024-11-05", "2024-11-06"
+ORDER_HEADER = ["order_id", "merchant_id", "platform", "order_time", "gmv_fen",
+                "commission_fen", "status", "updated_at"]  # fmt: skip
+# What a merchant order feeds and a transaction does not: held while the orders are blocked,
+# dws_enterprise_monthly although it reads the (promoted) payment DWS too.
+BELOW_ORDERS = ("dws_enterprise_monthly", "ads_inclusion_candidates")
+
+
+def _order(oid: str, gmv: str, day: str) -> list[str]:
+    at = f"{day}T10:00:00+08:00"
+    return [oid, "M1", "meituan", at, gmv, "10", "paid", at]
+
+
+@pytest.fixture
+def policed(lake: Settings, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The lake with contracts where dwd_pay_transaction quarantines a gross above 5,000 yuan
+    and warns on a sector other than catering (checks of derived columns: only the DWD→DWS
+    gate sees them)."""
+    import shutil
+
+    import yaml
+
+    from citylake.settings import get_settings
+
+    root = tmp_path / "contracts"
+    shutil.copytree(lake.contracts_dir, root)
+    path = root / "dwd" / "dwd_pay_transaction.yaml"
+    contract = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for column in contract["columns"]:
+        if column["name"] == "gross_fen":
+            column["max"] = 500_000
+        if column["name"] == "sector":
+            column["values"] = ["catering"]
+    contract["gate_policy"] = {"gross_fen.range": "quarantine", "sector.values": "warn"}
+    path.write_text(yaml.safe_dump(contract, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("CITYLAKE_CONTRACTS_DIR", str(root))
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.mark.spark
+def test_a_block_holds_its_domain_a_quarantine_moves_rows_a_warning_records(
+    spark, policed: Settings
+) -> None:
+    from pathlib import Path
+
+    import pyspark.sql.functions as F
+
+    from pipelines import tables
+    from pipelines.build import BuildBlocked, build
+    from pipelines.ingest import ingest_file
+    from tests.payment_files import TXN_HEADER, registry, txn, write
+
+    landing = Path(policed.landing)
+
+    def deliver(feed: str, day: str, header: list[str], rows: list[list[str]]) -> None:
+        ingest_file(write(landing, feed, day, f"{feed}.csv", header, rows), feed)
+
+    def versions() -> dict[str, int]:
+        return {n: tables.version(spark, tables.contract(n)) for n in BELOW_ORDERS}
+
+    ingest_file(registry(landing), "merchant_registry")  # M1 catering, M2 retail
+    deliver("pay_transactions", D5, TXN_HEADER, [txn("T1", "M1", f"{D5}T12:00:00+08:00", 1000)])
+    deliver("merchant_orders", D5, ORDER_HEADER, [_order("O1", "5000", D5)])
+    build(dt.date(2024, 11, 5), dt.date(2024, 11, 5))
+    before = versions()
+    below = {n: sorted(map(str, tables.read(spark, tables.contract(n)).collect())) for n in before}
+
+    # D6: one good sale, one above the quarantine bound, one of a retail merchant (warned);
+    # and orders that are mostly no amounts: the ODS→DWD gate of the orders blocks.
+    at = f"{D6}T09:00:00+08:00"
+    sales = [txn("T10", "M1", at, 1000), txn("T11", "M1", at, 600_000), txn("T12", "M2", at, 2000)]
+    deliver("pay_transactions", D6, TXN_HEADER, sales)
+    orders = [_order(f"O{i}", "n/a", D6) for i in range(2, 6)] + [_order("O6", "300", D6)]
+    deliver("merchant_orders", D6, ORDER_HEADER, orders)
+    with pytest.raises(BuildBlocked) as blocked:
+        build(dt.date(2024, 11, 6), dt.date(2024, 11, 6))
+    assert [b.result.table for b in blocked.value.blocks] == ["ods_merchant_orders"]
+    assert "dwd_merchant_order" in blocked.value.held
+
+    # (a) The orders' downstream is as it was; payment (the other domain) went on.
+    assert versions() == before
+    assert {
+        n: sorted(map(str, tables.read(spark, tables.contract(n)).collect())) for n in before
+    } == below
+    ads = tables.read(spark, tables.contract("ads_trade_daily")).where(F.col("biz_date") == D6)
+    gross = {r["sector"]: r["gross_fen"] for r in ads.collect()}
+    assert gross == {"catering": 1000, "retail": 2000}  # T11 quarantined, T12 warned and in
+
+    # (b) The quarantined sale: in dwd_quarantine with the check's reason, out of DWD; every
+    # delivered transaction line is in exactly one of them.
+    quarantine = tables.read(spark, tables.contract("dwd_quarantine"))
+    moved = quarantine.where(F.col("feed") == "pay_transactions").collect()
+    assert [(r.table_name, r.reason_code, r.column_name, r.bad_value) for r in moved] == [
+        ("dwd_pay_transaction", "gate_range", "gross_fen", "600000")
+    ]
+    assert '"T11"' in moved[0].raw_record and str(moved[0].business_date) == D6
+    dwd = tables.read(spark, tables.contract("dwd_pay_transaction"))
+    assert sorted(r.txn_id for r in dwd.collect()) == ["T1", "T10", "T12"]
+    delivered = tables.read(spark, tables.contract("ods_pay_transactions")).count()
+    assert delivered == dwd.count() + len(moved) == 4
+
+    # (c) and the gate outcome of the run: the quarantined count, the warning, the block.
+    outcome = tables.read(spark, tables.contract("dwd_gate_outcome")).where("NOT success")
+    failed = {(r.table_name, r.severity, r.unexpected_count) for r in outcome.collect()}
+    assert {
+        ("dwd_pay_transaction", "quarantine", 1),
+        ("dwd_pay_transaction", "warn", 1),
+        ("ods_merchant_orders", "block", 4),
+    } <= failed
+    detail = outcome.where("severity = 'quarantine'").first().detail
+    assert "quarantined 1 rows into dwd_quarantine" in detail
