@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from citylake import processes
+from citylake import processes, spark_connect
 from citylake.processes import Service
 from citylake.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -95,6 +95,9 @@ def environment(settings: Settings) -> dict[str, str]:
         "CITYLAKE_VAR_DIR": str(settings.var_dir),
         "CITYLAKE_WAREHOUSE": settings.warehouse,
         "CITYLAKE_LANDING": settings.landing,
+        # Tasks run on the stack's Spark Connect server (citylake/spark_connect.py), not a JVM
+        # each: docs/decisions/spark-under-airflow.md.
+        "CITYLAKE_SPARK__CONNECT_URL": spark_connect.url(settings),
         "GX_ANALYTICS_ENABLED": "false",
     }
 

@@ -56,6 +56,18 @@ class SparkSettings(BaseModel):
     shuffle_partitions: int = 4
     app_name: str = "citylake"
     extra_conf: dict[str, str] = Field(default_factory=dict)
+    connect_port: int = Field(
+        default=15002,
+        description="Port of the Spark Connect server (with Delta) that `citylake up` runs on "
+        "127.0.0.1 as the service spark-connect; Airflow's tasks run on it, or on connect_url "
+        "when that names another server.",
+    )
+    connect_start_timeout_seconds: float = 300.0
+    connect_session_timeout: str = Field(
+        default="15min",
+        description="A Connect session idle this long is released with its cached frames: an "
+        "Airflow task's process ends without closing its session.",
+    )
 
 
 class AlertSettings(BaseModel):

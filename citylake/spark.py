@@ -23,6 +23,15 @@ DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
+# Fixed when a Spark starts (static, or the driver's own): a Connect server gets them at its
+# start (citylake/spark_connect.py), and its clients send only the rest.
+SERVER_CONF = (
+    "spark.sql.extensions",
+    "spark.sql.warehouse.dir",
+    "spark.ui.",
+    "spark.driver.",
+    "spark.jars",
+)
 
 
 class JavaMissingError(RuntimeError):
@@ -96,6 +105,8 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
         jars = ",".join(str(p) for p in cached_jars(settings, spark_artifacts(settings)))
         builder = builder.master(settings.spark.master).config("spark.jars", jars)
     for key, value in spark_conf(settings).items():
+        if settings.spark.connect_url and key.startswith(SERVER_CONF):
+            continue
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     if not settings.spark.connect_url:

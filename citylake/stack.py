@@ -2,9 +2,10 @@
 
 Each binds to 127.0.0.1, keeps its data under ``var/`` and is stopped by the pid it was started
 with (`citylake.processes`). The source stand-ins come first, then the platform's own
-services (MinIO, then Trino, which may read the warehouse on MinIO), then Airflow's three
-processes (metadata on the same PostgreSQL server); later ones (Superset, OpenMetadata) join
-this list; production runs the same services from ``infra/``.
+services (MinIO, then Trino, which may read the warehouse on MinIO), the Spark Connect server
+that Airflow's tasks run on, then Airflow's three processes (metadata on the same PostgreSQL
+server); later ones (Superset, OpenMetadata) join this list; production runs the same services
+from ``infra/``.
 """
 
 from __future__ import annotations
@@ -91,6 +92,18 @@ def _stop_exchange(settings: Settings) -> bool:
     return stop_exchange(settings)
 
 
+def _start_spark_connect(settings: Settings) -> Service:
+    from citylake.spark_connect import start
+
+    return start(settings)
+
+
+def _stop_spark_connect(settings: Settings) -> bool:
+    from citylake.spark_connect import stop
+
+    return stop(settings)
+
+
 def _airflow(name: str, role: str) -> StackService:
     """One of Airflow's three processes (citylake/orchestrator.py): the api-server first, which
     prepares the metadata DB on the project's PostgreSQL."""
@@ -148,6 +161,13 @@ SERVICES: tuple[StackService, ...] = (
         _start_superset,
         _stop_superset,
         lambda s: s.superset.url,
+    ),
+    StackService(
+        "spark-connect",
+        "Spark Connect server with Delta (Airflow's tasks run on it)",
+        _start_spark_connect,
+        _stop_spark_connect,
+        lambda s: f"sc://127.0.0.1:{s.spark.connect_port}",
     ),
     _airflow("airflow-api-server", "orchestrator API and UI (Airflow; JWT at /auth/token)"),
     _airflow("airflow-scheduler", "orchestrator scheduler (Airflow, LocalExecutor)"),

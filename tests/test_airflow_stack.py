@@ -1,14 +1,17 @@
 """Real Airflow under `citylake up`: feed DAGs triggered through the REST API (JWT) take a
 city-day in, their ODS Assets trigger the payment layer DAG, which builds the day to ADS under
-the real scheduler; `citylake down` leaves no process behind.
+the real scheduler with every Spark task on the stack's Spark Connect server; `citylake down`
+leaves no process behind.
 
 Everything runs from the test's own ./var on free loopback ports: the project's PostgreSQL
-(payment source database and Airflow's metadata database), api-server, scheduler and
-dag-processor. Airflow's tasks inherit the test's CITYLAKE_* environment.
+(payment source database and Airflow's metadata database), the Spark Connect server,
+api-server, scheduler and dag-processor. Airflow's tasks inherit the test's CITYLAKE_*
+environment, and the Connect server's URL from `citylake.orchestrator.environment`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -46,7 +49,11 @@ def latest_period() -> dt.datetime:
 
 LOGICAL = latest_period()
 DAY = LOGICAL.astimezone(CITY).date()  # the business date the feed DAGs take in
-SERVICES = ["postgres", *(s.name for s in stack.SERVICES if s.name.startswith("airflow-"))]
+SERVICES = [
+    "postgres",
+    "spark-connect",
+    *(s.name for s in stack.SERVICES if s.name.startswith("airflow-")),
+]
 FEEDS = ("merchant_registry", "pay_transactions", "pay_settlements")  # the payment layer's inputs
 LAYERS = "citylake_layers_payment"
 
@@ -63,6 +70,7 @@ def airflow_up(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
         "CITYLAKE_LANDING": str(root / "landing"),
         "CITYLAKE_SOURCE_DB__PORT": str(free_port()),
         "CITYLAKE_AIRFLOW__PORT": str(free_port()),
+        "CITYLAKE_SPARK__CONNECT_PORT": str(free_port()),
         # The models fill every day since models_start: a month before the day is plenty here.
         "CITYLAKE_MODELS_START": (DAY - dt.timedelta(days=31)).isoformat(),
     }
@@ -138,6 +146,19 @@ def test_feed_dags_trigger_the_layer_dag_under_the_real_scheduler(airflow_up: Se
         # Unpaused after its run exists: the scheduler then finds its latest period taken.
         api.patch(f"/dags/citylake_feed_{feed}", json={"is_paused": False}).raise_for_status()
 
+    # A task that started Spark of its own would show as a JVM among the scheduler's processes
+    # (its tasks live in its session); with Connect the only JVM is the server's.
+    scheduler = service("airflow-scheduler", settings).pid
+    assert scheduler is not None
+
+    def task_jvms() -> set[int]:
+        jvms = set()
+        for pid in processes.session(scheduler):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "java":
+                    jvms.add(pid)
+        return jvms
+
     api.patch(f"/dags/{LAYERS}", json={"is_paused": False}).raise_for_status()
     triggered = time.monotonic()
     # The registry first: on a fresh warehouse its run creates the shared delivery log and
@@ -146,6 +167,7 @@ def test_feed_dags_trigger_the_layer_dag_under_the_real_scheduler(airflow_up: Se
     deadline = time.monotonic() + 300
     while [r["state"] for r in runs("citylake_feed_merchant_registry")] != ["success"]:
         assert "failed" not in str(runs("citylake_feed_merchant_registry")), "registry failed"
+        assert not task_jvms(), "a task started a Spark JVM instead of using Spark Connect"
         assert time.monotonic() < deadline, "the registry's feed run did not finish"
         time.sleep(2)
     for feed in FEEDS[1:]:
@@ -153,6 +175,7 @@ def test_feed_dags_trigger_the_layer_dag_under_the_real_scheduler(airflow_up: Se
 
     deadline = time.monotonic() + 900
     while True:
+        assert not task_jvms(), "a task started a Spark JVM instead of using Spark Connect"
         layer = runs(LAYERS)
         if layer and layer[0]["state"] in ("success", "failed"):
             break
@@ -165,7 +188,9 @@ def test_feed_dags_trigger_the_layer_dag_under_the_real_scheduler(airflow_up: Se
     seconds = time.monotonic() - triggered
     assert [r["state"] for r in layer] == ["success"], layer
     assert layer[0]["run_type"] == "asset_triggered"
-    print(f"trigger-to-ADS under the real scheduler: {seconds:.0f} s")
+    load = " ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"trigger-to-ADS under the real scheduler, Spark Connect: {seconds:.0f} s (load {load})")
+    assert service("spark-connect", settings).running
     for feed in FEEDS:
         assert [r["state"] for r in runs(f"citylake_feed_{feed}")] == ["success"], feed
 
