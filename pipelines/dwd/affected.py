@@ -117,7 +117,8 @@ def replace_keys(
     if touched:
         where = tables.in_list(column, touched)
         kept = current.where(where).join(stale, key, "left_anti")
-        tables.replace(kept.unionByName(facts.where(where)), table, where=where, settings=settings)
+        rows = kept.unionByName(facts.where(where)).toArrow()
+        tables.write_native(rows, table, mode="overwrite", where=where, settings=settings)
     return touched
 
 
