@@ -88,10 +88,14 @@ def _ods(spark: SparkSession, name: str, versions: dict[str, int], settings: Set
     there yet (ingestion crashed or still runs) are invisible until the rerun commits it, so a
     delivery enters the warehouse all at once or not at all.
     """
-    rows = tables.read(spark, tables.contract(name, settings), versions[name], settings)
-    log = tables.read(spark, tables.contract("ods_delivery_log", settings), settings=settings)
-    committed = log.select(F.col("delivery_id").alias("_delivery_id")).distinct()
-    return rows.join(F.broadcast(committed), "_delivery_id", "left_semi")
+    table = tables.contract(name, settings)
+    assert table.feed is not None
+    rows = tables.read(spark, table, versions[name], settings)
+    # The feed's committed delivery ids as a literal list, read without Spark: a broadcast join
+    # with the log cost a Spark read of it and a broadcast job in every query of the build.
+    log = tables.contract("ods_delivery_log", settings)
+    committed = tables.read_native(log, pc.field("feed") == table.feed.name, settings)
+    return rows.where(F.col("_delivery_id").isin(sorted(set(committed["delivery_id"].to_pylist()))))
 
 
 def _gate_rejects(
