@@ -196,9 +196,9 @@ def build_dwd(
         ).count()  # from the cache, not a re-read
     spark.catalog.clearCache()  # the frames cached above and inside the DWD builders
     quarantine = tables.contract("dwd_quarantine", settings)
-    counts = tables.read(spark, quarantine, settings=settings).groupBy("feed").count().collect()
-    result.quarantined = {r["feed"]: r["count"] for r in counts}
-    result.rows["dwd_merchant"] = tables.read(spark, dwd_merchant, settings=settings).count()
+    feeds = tables.read_native(quarantine, settings=settings, columns=["feed"])["feed"]
+    result.quarantined = {r["values"]: r["counts"] for r in pc.value_counts(feeds).to_pylist()}
+    result.rows["dwd_merchant"] = tables.count_rows(dwd_merchant, settings=settings)
     return result
 
 
@@ -310,14 +310,13 @@ def build_dws_ads(
     span = (result.end - result.start).days + 1
     days = {result.start + dt.timedelta(days=i) for i in range(span)}
     runs = day_runs(days | result.days)
-    spark = get_spark(settings)
     touched = build_models(rebuilt, runs, result.input_versions, settings, held)
     for name in touched:
         table = tables.contract(name, settings)
-        rows = tables.read(spark, table, settings=settings)
+        where = None
         if "biz_date" in table.partition_by:
-            rows = rows.where(date_range_predicate("biz_date", result.start, result.end))
-        result.rows[name] = rows.count()
+            where = (pc.field("biz_date") >= result.start) & (pc.field("biz_date") <= result.end)
+        result.rows[name] = tables.count_rows(table, where, settings)
     result.ads_path = tables.table_path(tables.contract("ads_trade_daily", settings), settings)
     return result
 

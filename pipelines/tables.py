@@ -208,14 +208,28 @@ def ensure_native(table: TableContract, settings: Settings | None = None) -> Nat
 
 
 def read_native(
-    table: TableContract, where: pc.Expression | None = None, settings: Settings | None = None
+    table: TableContract,
+    where: pc.Expression | None = None,
+    settings: Settings | None = None,
+    columns: list[str] | None = None,
 ) -> pa.Table:
     """Rows of a (small) table read without Spark, e.g. the delivery log during ingestion."""
+    return _native_dataset(table, settings).to_table(columns=columns, filter=where)
+
+
+def count_rows(
+    table: TableContract, where: pc.Expression | None = None, settings: Settings | None = None
+) -> int:
+    """The table's rows (matching `where`) counted without Spark: by a partition column's
+    `where` from the Parquet footers alone, where a Spark count costs a job (issue #4)."""
+    return _native_dataset(table, settings).count_rows(filter=where)
+
+
+def _native_dataset(table: TableContract, settings: Settings | None) -> ds.Dataset:
     # Spark writes timestamps as INT96, which Arrow reads as nanoseconds by default: a
     # dimension's open end (9999-12-31) does not fit those.
     options = ds.ParquetReadOptions(coerce_int96_timestamp_unit="us")
-    dataset = ensure_native(table, settings).to_pyarrow_dataset(parquet_read_options=options)
-    return dataset.to_table(filter=where)
+    return ensure_native(table, settings).to_pyarrow_dataset(parquet_read_options=options)
 
 
 # Raw delivered text is mostly unique values (ids, times, amounts): Parquet dictionaries there

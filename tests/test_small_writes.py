@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from citylake.settings import Settings
@@ -69,6 +70,19 @@ def test_a_feeds_quarantine_is_replaced_and_the_others_kept(spark, lake: Setting
     nothing = pa.Table.from_pylist([], schema=tables.arrow_schema(table))
     tables.write_native(nothing, table, mode="overwrite", where="feed = 'orders'", settings=lake)
     assert held() == [("fuel_sales", 7)]
+
+
+def test_rows_are_counted_without_spark(spark, lake: Settings) -> None:
+    table = tables.contract("dwd_quarantine", lake)
+    rows = [_quarantined("orders", 2), _quarantined("orders", 3), _quarantined("fuel_sales", 7)]
+    tables.write_native(pa.Table.from_pylist(rows), table, mode="append", settings=lake)
+    assert tables.count_rows(table, settings=lake) == 3
+    assert tables.count_rows(table, pc.field("feed") == "orders", settings=lake) == 2  # partition
+    assert tables.count_rows(table, pc.field("source_line") >= 3, settings=lake) == 2  # data
+    assert tables.count_rows(table, pc.field("feed") == "tax", settings=lake) == 0
+    feeds = tables.read_native(table, settings=lake, columns=["feed"])
+    assert feeds.column_names == ["feed"]
+    assert sorted(feeds["feed"].to_pylist()) == ["fuel_sales", "orders", "orders"]
 
 
 def test_an_append_refuses_a_predicate(lake: Settings) -> None:
