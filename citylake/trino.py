@@ -342,8 +342,9 @@ def _wait_ready(settings: Settings, svc: Service) -> None:
         try:
             info = httpx.get(f"{settings.trino.url}/v1/info", timeout=2).json()
             # The coordinator also schedules work: until it has announced itself as a node
-            # a query fails with NO_NODES_AVAILABLE, so "ready" means a query runs.
-            if info.get("starting") is False and _runs_a_query(settings):
+            # a scan fails with NO_NODES_AVAILABLE (SELECT 1 does not need a node), so
+            # "ready" means the coordinator lists an active node.
+            if info.get("starting") is False and _has_an_active_node(settings):
                 return
         except (httpx.HTTPError, ValueError):
             pass
@@ -355,12 +356,12 @@ def _wait_ready(settings: Settings, svc: Service) -> None:
         time.sleep(0.5)
 
 
-def _runs_a_query(settings: Settings) -> bool:
+def _has_an_active_node(settings: Settings) -> bool:
+    sql = "SELECT count(*) FROM system.runtime.nodes WHERE state = 'active'"
     try:
-        query("SELECT 1", settings, timeout=30)
+        return query(sql, settings, timeout=30).rows[0][0] > 0
     except (TrinoError, TimeoutError):
         return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -384,10 +385,28 @@ def query(sql: str, settings: Settings | None = None, *, timeout: float = 300.0)
         raise TrinoError(f"Trino at {trino.url}: {exc}") from exc
 
 
+# A coordinator refreshes its node list every few seconds; a query it had no node for did
+# nothing, so it is sent again for this long before the error stands.
+NO_NODES_RETRY_SECONDS = 60.0
+
+
 def _run(sql: str, url: str, headers: dict[str, str], timeout: float) -> QueryResult:
+    deadline = time.monotonic() + timeout
+    retry_until = time.monotonic() + min(NO_NODES_RETRY_SECONDS, timeout)
+    while True:
+        try:
+            return _run_once(sql, url, headers, deadline, timeout)
+        except TrinoError as exc:
+            if not str(exc).startswith("NO_NODES_AVAILABLE") or time.monotonic() > retry_until:
+                raise
+        time.sleep(1)
+
+
+def _run_once(
+    sql: str, url: str, headers: dict[str, str], deadline: float, timeout: float
+) -> QueryResult:
     columns: list[str] = []
     rows: list[list[Any]] = []
-    deadline = time.monotonic() + timeout
     with httpx.Client(timeout=60, headers=headers) as client:
         response = client.post(f"{url}/v1/statement", content=sql.encode())
         response.raise_for_status()
