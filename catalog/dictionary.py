@@ -36,7 +36,11 @@ def table_section(table: TableContract) -> str:
         )
     if table.gate_policy:
         policies = ", ".join(f"`{k}` {v}" for k, v in sorted(table.gate_policy.items()))
-        lines.append(f"质量门策略 gate policy: {policies}; every other check blocks.")
+        lines.append(f"质量门策略 gate policy: {policies}; every other column check blocks.")
+    for check in table.cross_checks:  # each with its policy: they warn unless told otherwise
+        lines.append(
+            f"交叉检查 cross check `{check.key}` ({table.policy(check.key)}): {check.describe()}."
+        )
     lines += [
         "",
         "| 字段 column | 类型 type | 必填 required | 分级 level | 说明 | description | 规则 rule |",

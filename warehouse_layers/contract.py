@@ -137,6 +137,77 @@ GatePolicy = Literal["block", "quarantine", "warn"]
 # The check kinds a row fails on its own: a `quarantine` policy moves exactly those rows out.
 # Key uniqueness is a property of a set of rows; no single row can be moved out for it.
 ROW_CHECKS = ("not_null", "values", "range", "pattern")
+_NUMERIC = re.compile(r"^(int|bigint|smallint|double|float|decimal\(.*\))$")
+
+
+class References(BaseModel):
+    """Cross check `<column>.references`: every value of `column` in the rows a gate judges
+    exists in the same-named column of `table` (a settlement's merchant is a registered one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["references"]
+    column: str
+    table: Annotated[str, Field(pattern=r"^(ods|dwd|dws|ads)_[a-z0-9_]+$")]
+
+    @property
+    def key(self) -> str:
+        return f"{self.column}.references"
+
+    def describe(self) -> str:
+        return f"{self.column} exists in {self.table}"
+
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+
+class DailyBand(BaseModel):
+    """Cross check `<day>.daily_band`: a day's total (the sum of `add` minus the sum of
+    `subtract` over its rows) lies within [low, high] × the median total of the previous
+    `window` days that have rows. A day with fewer than `min_days` such days before it is not
+    judged: a young table has no normal to compare with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["daily_band"]
+    day: str
+    add: tuple[str, ...] = Field(min_length=1)
+    subtract: tuple[str, ...] = ()
+    window: int = Field(default=28, ge=1, le=366)
+    min_days: int = Field(default=14, ge=1)
+    low: float = Field(ge=0)
+    high: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _band(self) -> DailyBand:
+        if self.low >= self.high:
+            raise ValueError(f"band low {self.low} must be below high {self.high}")
+        if self.min_days > self.window:
+            raise ValueError(f"min_days {self.min_days} exceeds the window of {self.window} days")
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"{self.day}.daily_band"
+
+    @property
+    def measure(self) -> str:
+        return " + ".join(self.add) + "".join(f" − {c}" for c in self.subtract)
+
+    def describe(self) -> str:
+        return (
+            f"daily {self.measure} by {self.day} within {self.low:g}–{self.high:g} × median "
+            f"of the previous {self.window} days (judged from {self.min_days} days)"
+        )
+
+    def columns(self) -> tuple[str, ...]:
+        return (self.day, *self.add, *self.subtract)
+
+
+# Checks a single column cannot say (quality/cross_checks.py evaluates them). They warn unless
+# the contract's `gate_policy` says otherwise: a new one must not block a running city.
+CrossCheck = Annotated[References | DailyBand, Field(discriminator="kind")]
+CROSS_CHECK_POLICY: GatePolicy = "warn"
 
 
 class Deadline(BaseModel):
@@ -284,8 +355,11 @@ class TableContract(BaseModel):
     # promotion of the table and everything downstream of it, `quarantine` (row-level checks of
     # a DWD table that names its delivered lines) moves the failing rows into dwd_quarantine and
     # promotes the rest, `warn` records the failure (gate outcome, work order; no alert) and lets
-    # it through. Rows breaking a column's rule are quarantined in DWD regardless.
+    # it through. Rows breaking a column's rule are quarantined in DWD regardless. Cross checks
+    # (`cross_checks`, keyed `<column>.references`, `<day>.daily_band`) default to `warn`.
     gate_policy: dict[str, GatePolicy] = Field(default_factory=dict)
+    # Checks across rows or tables, judged at the DWD→DWS gate beside the column checks.
+    cross_checks: tuple[CrossCheck, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> TableContract:
@@ -311,6 +385,21 @@ class TableContract(BaseModel):
                 raise ValueError(f"feed.key names unknown columns {unknown}")
         if self.layer != "dwd" and any(c.rule for c in self.columns):
             raise ValueError("normalization rules (`rule`) belong to DWD contracts")
+        types = {c.name: c.type for c in self.columns}
+        for i, check in enumerate(self.cross_checks):
+            unknown = [c for c in check.columns() if c not in types]
+            if unknown:
+                raise ValueError(f"cross_checks.{i} ({check.key}) names unknown columns {unknown}")
+            if isinstance(check, DailyBand):
+                if types[check.day] != "date":
+                    raise ValueError(f"cross_checks.{i}: day column {check.day!r} is not a date")
+                amounts = [c for c in (*check.add, *check.subtract) if not _NUMERIC.match(types[c])]
+                if amounts:
+                    raise ValueError(f"cross_checks.{i}: {amounts} are not numeric columns")
+        keys = [c.key for c in self.cross_checks]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"cross_checks declares {twice} more than once")
         unknown = sorted(set(self.gate_policy) - set(self.check_keys()))
         if unknown:
             raise ValueError(
@@ -342,10 +431,12 @@ class TableContract(BaseModel):
                 "pattern": bool(c.pattern),
             }
             keys += [f"{c.name}.{kind}" for kind, yes in declared.items() if yes]
-        return [*keys, "primary_key.unique"] if self.primary_key else keys
+        keys += ["primary_key.unique"] if self.primary_key else []
+        return keys + [c.key for c in self.cross_checks]
 
     def policy(self, check_key: str) -> GatePolicy:
-        return self.gate_policy.get(check_key, "block")
+        cross = any(c.key == check_key for c in self.cross_checks)
+        return self.gate_policy.get(check_key, CROSS_CHECK_POLICY if cross else "block")
 
     @property
     def path_parts(self) -> tuple[str, str]:
@@ -482,6 +573,14 @@ def load_contracts(root: Path) -> dict[str, TableContract]:
         unknown = [u for u in contract.upstream if u not in contracts]
         if unknown:
             raise ContractError(f"{where}: field upstream: unknown tables {unknown}")
+        for i, check in enumerate(contract.cross_checks):
+            if isinstance(check, References):
+                target = contracts.get(check.table)
+                if target is None or check.column not in {c.name for c in target.columns}:
+                    raise ContractError(
+                        f"{where}: field cross_checks.{i}.table: no table {check.table} with a "
+                        f"column {check.column!r}"
+                    )
         if any(c.rule for c in contract.columns):
             source = contracts[contract.upstream[0]] if contract.upstream else None
             if source is None or source.feed is None:
