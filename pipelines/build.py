@@ -49,6 +49,7 @@ from pipelines.dwd.tax import build_social_insurance, build_tax_monthly
 from pipelines.modeling.runner import build_models, day_runs
 from pipelines.normalize import normalize, reject
 from pipelines.tables import date_range_predicate
+from quality.cross_checks import cross_check_results
 from quality.gate import GateBlocked, GateResult, enforce, enforce_share
 from quality.suites import Check, contract_checks, reject_rate_name
 from warehouse_layers.contract import TableContract
@@ -218,15 +219,29 @@ def gate_dwd_table(
     """The DWD→DWS gate of one table: its rows (in `where`) must satisfy its contract.
 
     A failed check of policy `quarantine` moves its failing rows into dwd_quarantine and the
-    rest goes on; a failed `block` check raises ``GateBlocked``."""
+    rest goes on; a failed `block` check raises ``GateBlocked``. The contract's cross checks
+    are judged on the same rows (a band's history reaches before them) and count alike."""
+    spark = get_spark(settings)
     table = tables.contract(name, settings)
-    rows = tables.read(get_spark(settings), table, settings=settings)
-    if where:
-        rows = rows.where(where)
+    current = tables.read(spark, table, settings=settings)
+    rows = current.where(where) if where else current
     checks = contract_checks(table)
+
+    def read(other: str) -> DataFrame:
+        return tables.read(spark, tables.contract(other, settings), settings=settings)
+
+    judged = cross_check_results(table, current, where, read)
     move = partial(quarantine_failing, table, checks, result, settings, where)
     result.gates.append(
-        enforce(rows, checks, gate="dwd→dws", table=name, settings=settings, quarantine=move)
+        enforce(
+            rows,
+            checks,
+            gate="dwd→dws",
+            table=name,
+            settings=settings,
+            quarantine=move,
+            judged=judged,
+        )
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
@@ -171,9 +171,13 @@ def enforce(
     settings: Settings | None = None,
     explain: Callable[[], str] | None = None,
     quarantine: Callable[[GateResult], str] | None = None,
+    judged: Sequence[CheckResult] = (),
 ) -> GateResult:
     """Validate; on a blocking failure, alert every configured channel and raise GateBlocked.
 
+    `judged` are outcomes of checks GX cannot run, the caller's own (the contract's cross
+    checks, quality/cross_checks.py): they join the outcome as they are and their policy
+    counts like any check's.
     `explain`, called only on a block, adds what GX's sample cannot say (e.g. full counts).
     `quarantine`, called when only checks of policy `quarantine` (and `warn`) failed, moves
     their failing rows out of the table and says what it moved; without it such a failure
@@ -181,6 +185,7 @@ def enforce(
     """
     settings = settings or get_settings()
     result = validate(df, checks, gate=gate, table=table, settings=settings, keep=False)
+    result = replace(result, checks=[*result.checks, *judged])
     if result.quarantined and quarantine is None:
         blocking = [
             replace(c, severity="block") if c in result.quarantined else c for c in result.checks

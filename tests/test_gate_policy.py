@@ -114,6 +114,8 @@ ORDER_HEADER = ["order_id", "merchant_id", "platform", "order_time", "gmv_fen",
 # What a merchant order feeds and a transaction does not: held while the orders are blocked,
 # dws_enterprise_monthly although it reads the (promoted) payment DWS too.
 BELOW_ORDERS = ("dws_enterprise_monthly", "ads_inclusion_candidates")
+SETTLEMENT_HEADER = ["merchant_id", "settle_date", "gross_fen", "fee_fen", "net_fen",
+                     "settle_bank_code", "settle_bank_local"]  # fmt: skip
 
 
 def _order(oid: str, gmv: str, day: str) -> list[str]:
@@ -183,6 +185,9 @@ def test_a_block_holds_its_domain_a_quarantine_moves_rows_a_warning_records(
     deliver("pay_transactions", D6, TXN_HEADER, sales)
     orders = [_order(f"O{i}", "n/a", D6) for i in range(2, 6)] + [_order("O6", "300", D6)]
     deliver("merchant_orders", D6, ORDER_HEADER, orders)
+    # and settlements, one of a merchant the registry does not know: a cross check that warns.
+    settled = [["M1", D6, "1000", "6", "994", "B1", "Y"], ["M9", D6, "500", "3", "497", "B1", "N"]]
+    deliver("pay_settlements", D6, SETTLEMENT_HEADER, settled)
     with pytest.raises(BuildBlocked) as blocked:
         build(dt.date(2024, 11, 6), dt.date(2024, 11, 6))
     assert [b.result.table for b in blocked.value.blocks] == ["ods_merchant_orders"]
@@ -220,3 +225,14 @@ def test_a_block_holds_its_domain_a_quarantine_moves_rows_a_warning_records(
     } <= failed
     detail = outcome.where("severity = 'quarantine'").first().detail
     assert "quarantined 1 rows into dwd_quarantine" in detail
+
+    # (d) The cross checks judged at the same gates: the unknown merchant is warned with its
+    # id and its settlement promoted; two days of trade are too few for the band to judge.
+    assert ("dwd_pay_settlement", "warn", 1) in failed
+    checks = {c.check: c for g in blocked.value.build.gates for c in g.checks}
+    unknown = checks["merchant_id exists in dwd_merchant"]
+    assert (unknown.success, unknown.unexpected_percent, unknown.examples) == (False, 50.0, ["M9"])
+    band = next(c for name, c in checks.items() if name.startswith("daily gross_fen"))
+    assert (band.success, band.unexpected_count) == (True, 0)
+    settlements = tables.read(spark, tables.contract("dwd_pay_settlement")).collect()
+    assert sorted(r.merchant_id for r in settlements) == ["M1", "M9"]
