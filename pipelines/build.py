@@ -8,7 +8,8 @@ range's deliveries affect (pipelines/dwd/affected.py), not for all of ODS.
 
 Gates: ODS→DWD validates the normalized candidate rows before anything is written to DWD (too
 many contract breaks in the deliveries of the range block the feed); DWD→DWS validates the DWD
-tables against their contracts before DWS and ADS are rebuilt. Each check has its policy
+tables against their contracts (column checks, and cross checks such as a settlement's merchant
+existing) before DWS and ADS are rebuilt. Each check has its policy
 (the contract's ``gate_policy``): a failed `warn` check is recorded, a failed `quarantine`
 check moves its rows into dwd_quarantine and the rest goes on, a failed `block` check holds its
 domain's tables and nothing downstream of them changes, while the other domains go on; the
