@@ -9,9 +9,11 @@ of our own whose few result rows are judged here in Python, into a ``CheckResult
   (a settlement's merchant is registered). One left join against the other table's distinct
   values, counted in one pass; the examples are the unknown values.
 - `daily_band`: a day's total lies within [low, high] × the median total of the previous
-  `window` days that have rows. One group-by day over the whole table (the history reaches
-  before the judged days), with a flag for the judged ones; the examples are the days outside
-  with their total and band. A day with fewer than `min_days` earlier days is not judged.
+  `window` days that have rows (looked for within 2 × `window` calendar days). One group-by
+  day from that far before the first judged day (a partition filter, so the scan does not
+  grow with the table's history), with a flag for the judged ones; the examples are the days
+  outside with their total and band. A day with fewer than `min_days` earlier days is not
+  judged.
 """
 
 from __future__ import annotations
@@ -79,11 +81,23 @@ def references(
     )
 
 
+# How far back, in windows, the days with rows are looked for: the history of a judged day is
+# the last `window` days with rows among the LOOKBACK_WINDOWS × `window` calendar days before
+# it. It bounds the scan (a partition filter) where the table's history keeps growing.
+LOOKBACK_WINDOWS = 2
+
+
 def daily_band(
     rows: DataFrame, where: str | None, check: DailyBand, severity: GatePolicy
 ) -> CheckResult:
     """`check` on the days of `rows` (the whole table) that `where` selects."""
     judged = F.expr(where) if where else F.lit(True)
+    if where:
+        first = rows.where(where).agg(F.min(check.day)).first()
+        if first is None or first[0] is None:  # nothing to judge
+            return judge_days({}, set(), check, severity)
+        reach = first[0] - dt.timedelta(days=LOOKBACK_WINDOWS * check.window)
+        rows = rows.where(F.col(check.day) >= F.lit(reach))
     days = (
         rows.groupBy(check.day)
         .agg(_total(check).alias("total"), F.max(judged).alias("judged"))

@@ -183,6 +183,14 @@ def test_a_day_at_three_times_the_median_fails_one_within_the_band_passes(spark)
     assert daily_band(sales, "sale_date = '2024-11-16'", check, "block").success
     young = DailyBand.model_validate({**BAND, "min_days": 20})  # 14 days of history: not judged
     assert daily_band(sales, None, young, "block").unexpected_count == 0
+    # A day 60 days before is outside day 14's lookback (2 × 28 calendar days): its history
+    # stays 14 days, too few for min_days 15; judging the whole table (no range) counts it.
+    far = sales.union(
+        spark.createDataFrame([(DAY0 - dt.timedelta(days=60), 1000, 0)], sales.schema)
+    )
+    fifteen = DailyBand.model_validate({**BAND, "subtract": ["refund_fen"], "min_days": 15})
+    assert daily_band(far, "sale_date = '2024-11-15'", fifteen, "block").unexpected_count == 0
+    assert daily_band(far, None, fifteen, "block").unexpected_count == 1
 
 
 @pytest.mark.spark
