@@ -99,8 +99,9 @@ def test_scorecard_of_a_late_a_missing_a_blocked_and_an_on_time_day(spark, city:
     assert result.days == {D3}
 
     contracts = tables.contracts()
-    txn_checks = len(contract_checks(contracts["dwd_pay_transaction"]))
-    merchant_checks = len(contract_checks(contracts["dwd_merchant"]))
+    txn_table, merchant = contracts["dwd_pay_transaction"], contracts["dwd_merchant"]
+    txn_checks = len(contract_checks(txn_table)) + len(txn_table.cross_checks)  # its daily band too
+    merchant_checks = len(contract_checks(merchant)) + len(merchant.cross_checks)
     # Each build's gates cover its days; transactions derive from both feeds, merchants from one.
     pay_checks = 1 + txn_checks  # ODS→DWD reject share + dwd_pay_transaction's contract
     registry_checks = 1 + merchant_checks + txn_checks
