@@ -164,8 +164,9 @@ class References(BaseModel):
 class DailyBand(BaseModel):
     """Cross check `<day>.daily_band`: a day's total (the sum of `add` minus the sum of
     `subtract` over its rows) lies within [low, high] × the median total of the previous
-    `window` days that have rows. A day with fewer than `min_days` such days before it is not
-    judged: a young table has no normal to compare with."""
+    `window` days that have rows, among the 2 × `window` calendar days before it (the scan's
+    bound, quality/cross_checks.py). A day with fewer than `min_days` such days before it is
+    not judged: a young table has no normal to compare with."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
