@@ -12,31 +12,17 @@ from pydantic import ValidationError
 from citylake.settings import Settings
 from quality.gate import CheckResult, GateBlocked, GateResult, enforce
 from quality.suites import contract_checks
+from tests.demo_contract import demo_sale_contract
 from warehouse_layers.contract import TableContract
 
 
 def _contract(*, lines: bool = False, **policy: str) -> TableContract:
     """A small DWD contract; with `lines`, its sale id derives from a feed, so its rows carry
     their delivered line (what a quarantine needs)."""
+    liters = {"name": "liters", "type": "double", "min": 0, "max": 100,
+              "description": {"zh": "升数", "en": "Liters"}}  # fmt: skip
     derived = {"source": "sale_id", "rule": "key"} if lines else {}
-    return TableContract.model_validate(
-        {
-            "name": "dwd_demo_sale",
-            "layer": "dwd",
-            "domain": "payment",
-            "owner_department": "市商务局",
-            "description": {"zh": "示例", "en": "Example"},
-            "retention_days": 30,
-            "primary_key": ["sale_id"],
-            "columns": [
-                {"name": "sale_id", "type": "string", "nullable": False,
-                 "description": {"zh": "编号", "en": "Id"}, **derived},
-                {"name": "liters", "type": "double", "min": 0, "max": 100,
-                 "description": {"zh": "升数", "en": "Liters"}},
-            ],
-            "gate_policy": policy,
-        }
-    )  # fmt: skip
+    return demo_sale_contract([liters], sale_id=derived, gate_policy=policy)
 
 
 def test_checks_take_their_policy_from_the_contract() -> None:
