@@ -92,6 +92,7 @@ def daily_band(
 ) -> CheckResult:
     """`check` on the days of `rows` (the whole table) that `where` selects."""
     judged = F.expr(where) if where else F.lit(True)
+    rows = rows.where(F.col(check.day).isNotNull())  # a row without its day has no day to judge
     if where:
         first = rows.where(where).agg(F.min(check.day)).first()
         if first is None or first[0] is None:  # nothing to judge

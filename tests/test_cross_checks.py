@@ -15,6 +15,7 @@ from citylake.settings import Settings
 from quality.cross_checks import daily_band, judge_days, references
 from quality.gate import GateBlocked, enforce
 from quality.suites import contract_checks
+from tests.demo_contract import demo_sale_contract
 from warehouse_layers.contract import ContractError, DailyBand, TableContract, load_contracts
 
 ROOT = Path(__file__).resolve().parent.parent / "warehouse_layers"
@@ -23,27 +24,16 @@ REFS = {"kind": "references", "column": "merchant_id", "table": "dwd_merchant"}
 
 
 def _contract(*cross: dict, **policy: str) -> TableContract:
-    return TableContract.model_validate(
-        {
-            "name": "dwd_demo_sale",
-            "layer": "dwd",
-            "domain": "payment",
-            "owner_department": "市商务局",
-            "description": {"zh": "示例", "en": "Example"},
-            "retention_days": 30,
-            "primary_key": ["sale_id"],
-            "columns": [
-                {"name": "sale_id", "type": "string", "nullable": False,
-                 "description": {"zh": "编号", "en": "Id"}},
-                {"name": "merchant_id", "type": "string", "description": {"zh": "商户", "en": "M"}},
-                {"name": "sale_date", "type": "date", "description": {"zh": "日期", "en": "Day"}},
-                {"name": "amount_fen", "type": "bigint", "description": {"zh": "额", "en": "Fen"}},
-                {"name": "refund_fen", "type": "bigint", "description": {"zh": "退", "en": "Ref"}},
-            ],
-            "cross_checks": list(cross),
-            "gate_policy": policy,
-        }
-    )  # fmt: skip
+    return demo_sale_contract(
+        [
+            {"name": "merchant_id", "type": "string", "description": {"zh": "商户", "en": "M"}},
+            {"name": "sale_date", "type": "date", "description": {"zh": "日期", "en": "Day"}},
+            {"name": "amount_fen", "type": "bigint", "description": {"zh": "额", "en": "Fen"}},
+            {"name": "refund_fen", "type": "bigint", "description": {"zh": "退", "en": "Ref"}},
+        ],
+        cross_checks=list(cross),
+        gate_policy=policy,
+    )
 
 
 # --- the contract ---------------------------------------------------------------------------
@@ -185,9 +175,9 @@ def test_a_day_at_three_times_the_median_fails_one_within_the_band_passes(spark)
     assert daily_band(sales, None, young, "block").unexpected_count == 0
     # A day 60 days before is outside day 14's lookback (2 × 28 calendar days): its history
     # stays 14 days, too few for min_days 15; judging the whole table (no range) counts it.
-    far = sales.union(
-        spark.createDataFrame([(DAY0 - dt.timedelta(days=60), 1000, 0)], sales.schema)
-    )
+    # A row without a day is no day: it is not judged and judges nothing.
+    early_and_dayless = [(DAY0 - dt.timedelta(days=60), 1000, 0), (None, 10**6, 0)]
+    far = sales.union(spark.createDataFrame(early_and_dayless, sales.schema))
     fifteen = DailyBand.model_validate({**BAND, "subtract": ["refund_fen"], "min_days": 15})
     assert daily_band(far, "sale_date = '2024-11-15'", fifteen, "block").unexpected_count == 0
     assert daily_band(far, None, fifteen, "block").unexpected_count == 1
