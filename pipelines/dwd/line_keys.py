@@ -26,6 +26,7 @@ from pyspark.sql import Column, DataFrame
 
 from citylake.settings import Settings
 from pipelines import normalize, tables
+from quality import standard_codes
 from warehouse_layers.contract import TableContract
 
 INDEX = "dwd_line_key"
@@ -43,15 +44,17 @@ class FeedKeys(NamedTuple):
 
 
 def rules_fingerprint(table: TableContract, keys: Mapping[tuple[str, ...], str]) -> str:
-    """What the keys of `keys` are parsed with: each key column's rule, and normalize.py,
-    whose any change may change a typed key (a changed comment costs one re-index)."""
+    """What the keys of `keys` are parsed with: each key column's rule, and normalize.py and
+    the code standards it checks with, whose any change may change a typed key (a changed
+    comment costs one re-index)."""
 
     def rule(name: str) -> dict:
         return table.column(name).model_dump(mode="json", exclude={"description"})
 
     spec = [[namespace, [rule(c) for c in cols]] for cols, namespace in sorted(keys.items())]
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, ensure_ascii=False).encode())
-    digest.update(Path(normalize.__file__).read_bytes())
+    for module in (normalize, standard_codes):
+        digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
 
 
