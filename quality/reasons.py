@@ -41,6 +41,7 @@ REASONS_ZH: dict[str, str] = {
     "gate_values": "质量门隔离: 取值不在允许范围内",
     "gate_range": "质量门隔离: 数值超出合理范围",
     "gate_pattern": "质量门隔离: 格式不符合规范",
+    "gate_code": "质量门隔离: 代码不符合国家标准(统一社会信用代码、身份证号、行政区划或商户类别码)",
 }
 
 # Where in the path a row was quarantined: the table's layer.

@@ -1,8 +1,10 @@
 """Expectation suites generated from a table contract: say each rule once, check it everywhere.
 
 nullable: false -> not null; primary_key -> unique; values -> in set; min/max -> between;
-pattern -> regex. Every check blocks promotion unless the contract's `gate_policy` makes it a
-warning or, for a row-level check, a quarantine (`TableContract.policy`).
+pattern -> regex; a column kept in clear whose rule is a national code standard (USCC, 身份证,
+GB/T 2260, MCC) -> that standard's custom expectation (quality/expectations.py). Every check
+blocks promotion unless the contract's `gate_policy` makes it a warning or, for a row-level
+check, a quarantine (`TableContract.policy`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import great_expectations as gx
 from great_expectations.expectations import Expectation
 from pyspark.sql import Column as SparkColumn
 
-from warehouse_layers.contract import GatePolicy, TableContract
+from quality import expectations, standard_codes
+from warehouse_layers.contract import GatePolicy, Rule, TableContract
 
 Severity = GatePolicy
 
@@ -24,6 +27,31 @@ GATE_REASONS = {
     "values": "gate_values",
     "range": "gate_range",
     "pattern": "gate_pattern",
+    "code": "gate_code",
+}
+
+# Each code standard: its expectation, the check's name, and its predicate (a valid value).
+CODE_STANDARDS: dict[Rule, tuple[type[Expectation], str, Callable[[SparkColumn], SparkColumn]]] = {
+    Rule.USCC: (
+        expectations.ExpectColumnValuesToBeValidUscc,
+        "a valid USCC (GB 32100)",
+        standard_codes.uscc_valid,
+    ),
+    Rule.RESIDENT_ID: (
+        expectations.ExpectColumnValuesToBeValidResidentId,
+        "a valid 身份证号 (GB 11643)",
+        standard_codes.resident_id_valid,
+    ),
+    Rule.DIVISION: (
+        expectations.ExpectColumnValuesToBeGbt2260Division,
+        "a GB/T 2260 division code",
+        standard_codes.division_valid,
+    ),
+    Rule.MCC: (
+        expectations.ExpectColumnValuesToBeIso18245Mcc,
+        "an ISO 18245 MCC",
+        standard_codes.mcc_valid,
+    ),
 }
 
 
@@ -90,6 +118,15 @@ def contract_checks(table: TableContract) -> list[Check]:
                 f"{col.name} matches {col.pattern}",
                 E.ExpectColumnValuesToMatchRegex(column=col.name, regex=col.pattern),
                 lambda value=value, regex=col.pattern: ~value().cast("string").rlike(regex),
+            )
+        if col.has_code_check:
+            assert col.rule is not None
+            expectation, standard, valid = CODE_STANDARDS[col.rule]
+            add(
+                f"{col.name}.code",
+                f"{col.name} is {standard}",
+                expectation(column=col.name),
+                lambda value=value, valid=valid: ~valid(value()),
             )
     key = list(table.primary_key)
     if len(key) == 1:

@@ -53,6 +53,11 @@ class Rule(StrEnum):
     INTEGER = "integer"  # a whole number such as a headcount; thousands separators allowed
 
 
+# Rules whose values are codes of a national standard: the DWD gate checks a column kept in
+# clear against its standard once more (check kind `code`, quality/expectations.py).
+CODE_RULES = (Rule.USCC, Rule.RESIDENT_ID, Rule.DIVISION, Rule.MCC)
+
+
 class Pii(StrEnum):
     """How a DWD column keeps personal data it derives from a source: never in clear.
 
@@ -126,6 +131,12 @@ class Column(BaseModel):
                 raise ValueError("a `pii` column is a string classified 敏感 or 核心")
         return self
 
+    @property
+    def has_code_check(self) -> bool:
+        """Kept in clear, the value is a code of a standard the DWD gate checks again (a
+        hash or mask of it is no such code)."""
+        return self.rule in CODE_RULES and self.pii is None
+
     def ddl(self) -> str:
         not_null = "" if self.nullable else " NOT NULL"
         comment = self.description.zh.replace("'", "\\'")
@@ -136,7 +147,7 @@ Schedule = Literal["@hourly", "@daily", "@monthly"]
 GatePolicy = Literal["block", "quarantine", "warn"]
 # The check kinds a row fails on its own: a `quarantine` policy moves exactly those rows out.
 # Key uniqueness is a property of a set of rows; no single row can be moved out for it.
-ROW_CHECKS = ("not_null", "values", "range", "pattern")
+ROW_CHECKS = ("not_null", "values", "range", "pattern", "code")
 _NUMERIC = re.compile(r"^(int|bigint|smallint|double|float|decimal\(.*\))$")
 
 
@@ -430,6 +441,7 @@ class TableContract(BaseModel):
                 "values": bool(c.values),
                 "range": c.min is not None or c.max is not None,
                 "pattern": bool(c.pattern),
+                "code": c.has_code_check,
             }
             keys += [f"{c.name}.{kind}" for kind, yes in declared.items() if yes]
         keys += ["primary_key.unique"] if self.primary_key else []
