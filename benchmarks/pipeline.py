@@ -65,6 +65,11 @@ def main() -> None:
         print(f"{name:<44} {took:8.1f} s {extra}", flush=True)
         return took
 
+    def steps(seconds: dict[str, float]) -> None:
+        """Where a build's time went, step by step (pipelines/build.py `BuildResult.seconds`)."""
+        for step, took in seconds.items():
+            print(f"    {step:<40} {took:8.1f} s", flush=True)
+
     t = time.monotonic()
     if kept.exists() and not args.fresh:
         shutil.copytree(kept, root, symlinks=True)
@@ -92,8 +97,9 @@ def main() -> None:
     while first <= end:
         last = min(end, first + dt.timedelta(days=max(1, args.chunk_days) - 1))
         began = time.monotonic()
-        build(first, last)
+        chunk = build(first, last)
         phase(f"  backfill chunk {first} … {last}", began)
+        steps(chunk.seconds)
         first = last + dt.timedelta(days=1)
     backfill = phase(f"backfill {START} … {end} ({days} days)", t)
     print(f"{'backfill per city-day':<44} {backfill / days:8.1f} s", flush=True)
@@ -105,9 +111,11 @@ def main() -> None:
     t = time.monotonic()
     result = build(day, day)
     phase(f"one city-day {day}: ODS → ADS, scale {args.scale:g}", t, "(goal ≤ 60 s)")
+    steps(result.seconds)
     t = time.monotonic()
-    build(day, day)
+    again = build(day, day)
     phase("the same day rebuilt (warm JVM)", t)
+    steps(again.seconds)
     print("rows written:", {k: v for k, v in sorted(result.rows.items())})
 
 

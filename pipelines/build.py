@@ -22,7 +22,9 @@ versions; the versions are written on each ADS row for time-travel reproduction.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
@@ -72,6 +74,7 @@ class BuildResult:
     gates: list[GateResult] = field(default_factory=list)
     days: set[dt.date] = field(default_factory=set)  # days outside [start, end] rebuilt too
     ads_path: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)  # step -> wall time, in order
 
 
 def pin_inputs(spark: SparkSession, settings: Settings) -> dict[str, int]:
@@ -97,7 +100,8 @@ def _ods(spark: SparkSession, name: str, versions: dict[str, int], settings: Set
     # with the log cost a Spark read of it and a broadcast job in every query of the build.
     log = tables.contract("ods_delivery_log", settings)
     committed = tables.read_native(log, pc.field("feed") == table.feed.name, settings)
-    return rows.where(F.col("_delivery_id").isin(sorted(set(committed["delivery_id"].to_pylist()))))
+    ids = sorted(set(committed["delivery_id"].to_pylist()))
+    return rows.where(tables.one_of(F.col("_delivery_id"), ids))
 
 
 def _gate_rejects(
@@ -674,18 +678,30 @@ def build(
     blocks: list[GateBlocked] = []
     held: list[str] = []  # DWD tables whose unit a gate blocked
 
+    spent: dict[str, float] = {}  # where a build's time goes (benchmarks/pipeline.py shows it)
+
+    @contextmanager
+    def timed(step: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent[step] = spent.get(step, 0.0) + time.perf_counter() - began
+
     def unit(names: tuple[str, ...], step: Callable[[], T]) -> T | None:
         try:
-            return step()
+            with timed(names[0] if names else "dws_ads models"):
+                return step()
         except GateBlocked as blocked:
             blocks.append(blocked)
             held.extend(names)
             return None
 
     with kept_outcomes(start, end, settings) as keep_outcomes:
-        versions = pin_inputs(get_spark(settings), settings)
-        if start is not None and end is not None:
-            index_lines(versions, settings)
+        with timed("pin inputs, index lines"):
+            versions = pin_inputs(get_spark(settings), settings)
+            if start is not None and end is not None:
+                index_lines(versions, settings)
         payment = (*PAYMENT_DWD, "dwd_merchant")
         result = unit(payment, partial(_payment, start, end, settings, versions))
         rebuilt = [*payment] if result is not None else []
@@ -695,7 +711,8 @@ def build(
             if unit((dwd,), step):
                 rebuilt.append(dwd)
         contracts = tables.contracts(settings)
-        rebuilt += build_dimensions(rebuilt, settings, held_below(held, contracts))
+        with timed("dimensions"):
+            rebuilt += build_dimensions(rebuilt, settings, held_below(held, contracts))
         fuel = (*FUEL_DWD, "dwd_fuel_station")
         touched = unit(fuel, partial(build_fuel_dwd, start, end, result, settings))
         fuel_span = fuel_days(settings) if touched is not None else None
@@ -707,11 +724,13 @@ def build(
             assert result.start is not None and result.end is not None
             result.days |= fuel_restated(touched, result.start, result.end, settings)
         result.gates += [b.result for b in blocks]
-        keep_outcomes()  # every gate before the models has spoken: the scorecard reads them
-        rebuilt += quality_inputs(result, settings)
+        with timed("gate outcomes, quality inputs"):
+            keep_outcomes()  # every gate before the models has spoken: the scorecard reads them
+            rebuilt += quality_inputs(result, settings)
         held = held_below(held, contracts)
         # A failed model audit restores every model table: held like a blocked DWD gate.
         unit((), partial(build_dws_ads, result, settings, tuple(rebuilt), tuple(held)))
+    result.seconds = spent
     if blocks:
         raise BuildBlocked(blocks, result, held)
     return result

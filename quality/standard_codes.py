@@ -18,6 +18,8 @@ import pyspark.sql.functions as F
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql.types import BooleanType
 
+from pipelines.tables import one_of
+
 
 @cache
 def division_codes() -> tuple[str, ...]:
@@ -61,8 +63,8 @@ def resident_id_valid(value: SparkColumn) -> SparkColumn:
 
 def division_valid(value: SparkColumn) -> SparkColumn:
     """GB/T 2260: a six-digit division code, current or retired."""
-    return value.isin(list(division_codes()))
+    return one_of(value, division_codes())
 
 
 def mcc_valid(value: SparkColumn) -> SparkColumn:
-    return value.isin(list(mcc_codes()))
+    return one_of(value, mcc_codes())
