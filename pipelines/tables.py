@@ -350,10 +350,11 @@ def one_of(value: Column, values: Sequence[str]) -> Column:
 
     if not isinstance(value, ClassicColumn) or not values:
         return value.isin(list(values))
+    if any(_UNIT_SEPARATOR in v for v in values):
+        raise ValueError(f"one_of: a value holds the separator {_UNIT_SEPARATOR!r}")
     from pyspark import SparkContext
 
     jvm = SparkContext._active_spark_context._jvm  # type: ignore[union-attr]
-    assert jvm is not None and not any(_UNIT_SEPARATOR in v for v in values)
     # Split on the JVM side: py4j would send a Python list to it element by element.
     split = jvm.java.util.regex.Pattern.compile(_UNIT_SEPARATOR)
     listed = split.splitAsStream(_UNIT_SEPARATOR.join(values)).toList()
