@@ -11,6 +11,8 @@ A predicate is null for a null value: a missing value is the not-null check's bu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 
 import pandas as pd
@@ -68,3 +70,18 @@ def division_valid(value: SparkColumn) -> SparkColumn:
 
 def mcc_valid(value: SparkColumn) -> SparkColumn:
     return one_of(value, mcc_codes())
+
+
+@dataclass(frozen=True)
+class Standard:
+    title: str  # what a valid value is, as a check's name says it
+    valid: Callable[[SparkColumn], SparkColumn]
+
+
+# The standards by the normalization rule that names them (warehouse_layers.contract.Rule).
+STANDARDS = {
+    "uscc": Standard("a valid USCC (GB 32100)", uscc_valid),
+    "resident_id": Standard("a valid 身份证号 (GB 11643)", resident_id_valid),
+    "division": Standard("a GB/T 2260 division code", division_valid),
+    "mcc": Standard("an ISO 18245 MCC", mcc_valid),
+}

@@ -2,7 +2,7 @@
 
 nullable: false -> not null; primary_key -> unique; values -> in set; min/max -> between;
 pattern -> regex; a column kept in clear whose rule is a national code standard (USCC, 身份证,
-GB/T 2260, MCC) -> that standard's custom expectation (quality/expectations.py). Every check
+GB/T 2260, MCC) -> the custom expectation of that standard (quality/expectations.py). Every check
 blocks promotion unless the contract's `gate_policy` makes it a warning or, for a row-level
 check, a quarantine (`TableContract.policy`).
 """
@@ -16,8 +16,9 @@ import great_expectations as gx
 from great_expectations.expectations import Expectation
 from pyspark.sql import Column as SparkColumn
 
-from quality import expectations, standard_codes
-from warehouse_layers.contract import GatePolicy, Rule, TableContract
+from quality.expectations import ExpectColumnValuesToMeetCodeStandard
+from quality.standard_codes import STANDARDS
+from warehouse_layers.contract import GatePolicy, TableContract
 
 Severity = GatePolicy
 
@@ -28,30 +29,6 @@ GATE_REASONS = {
     "range": "gate_range",
     "pattern": "gate_pattern",
     "code": "gate_code",
-}
-
-# Each code standard: its expectation, the check's name, and its predicate (a valid value).
-CODE_STANDARDS: dict[Rule, tuple[type[Expectation], str, Callable[[SparkColumn], SparkColumn]]] = {
-    Rule.USCC: (
-        expectations.ExpectColumnValuesToBeValidUscc,
-        "a valid USCC (GB 32100)",
-        standard_codes.uscc_valid,
-    ),
-    Rule.RESIDENT_ID: (
-        expectations.ExpectColumnValuesToBeValidResidentId,
-        "a valid 身份证号 (GB 11643)",
-        standard_codes.resident_id_valid,
-    ),
-    Rule.DIVISION: (
-        expectations.ExpectColumnValuesToBeGbt2260Division,
-        "a GB/T 2260 division code",
-        standard_codes.division_valid,
-    ),
-    Rule.MCC: (
-        expectations.ExpectColumnValuesToBeIso18245Mcc,
-        "an ISO 18245 MCC",
-        standard_codes.mcc_valid,
-    ),
 }
 
 
@@ -121,12 +98,12 @@ def contract_checks(table: TableContract) -> list[Check]:
             )
         if col.has_code_check:
             assert col.rule is not None
-            expectation, standard, valid = CODE_STANDARDS[col.rule]
+            standard = STANDARDS[col.rule.value]
             add(
                 f"{col.name}.code",
-                f"{col.name} is {standard}",
-                expectation(column=col.name),
-                lambda value=value, valid=valid: ~valid(value()),
+                f"{col.name} is {standard.title}",
+                ExpectColumnValuesToMeetCodeStandard(column=col.name, standard=col.rule.value),
+                lambda value=value, valid=standard.valid: ~valid(value()),
             )
     key = list(table.primary_key)
     if len(key) == 1:

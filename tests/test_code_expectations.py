@@ -14,9 +14,10 @@ from stdnum.cn import ric, uscc
 
 from citylake.settings import Settings
 from quality.gate import GateBlocked, enforce, validate
+from quality.standard_codes import STANDARDS
 from quality.suites import contract_checks
 from tests.demo_contract import demo_sale_contract
-from warehouse_layers.contract import TableContract
+from warehouse_layers.contract import CODE_RULES, TableContract
 
 USCC_OK = "91431100MA4L00001" + uscc.calc_check_digit("91431100MA4L00001")
 USCC_BAD = USCC_OK[:-1] + ("0" if USCC_OK[-1] != "0" else "1")  # a wrong check character
@@ -62,13 +63,17 @@ def _coded(pii: bool = False, **policy: str) -> TableContract:
 
 
 def test_a_code_check_for_each_column_kept_in_clear() -> None:
-    names = {c.name: c.row.reason for c in contract_checks(_coded()) if c.row}
+    checks = contract_checks(_coded())
+    names = {c.name: c.row.reason for c in checks if c.row}
     assert {n: r for n, r in names.items() if r == "gate_code"} == {
         "uscc is a valid USCC (GB 32100)": "gate_code",
         "legal_rep_id is a valid 身份证号 (GB 11643)": "gate_code",
         "district_code is a GB/T 2260 division code": "gate_code",
         "mcc is an ISO 18245 MCC": "gate_code",
     }
+    standards = {c.name.split(" ")[0]: getattr(c.expectation, "standard", None) for c in checks}
+    assert standards["uscc"] == "uscc" and standards["district_code"] == "division"
+    assert set(STANDARDS) == {rule.value for rule in CODE_RULES}  # every standard rule has one
     masked = _coded(pii=True)
     assert "legal_rep_id.code" not in masked.check_keys()  # a mask is no 身份证号
     assert [k for k in masked.check_keys() if k.endswith(".code")] == [
