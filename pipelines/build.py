@@ -688,9 +688,9 @@ def build(
         finally:
             spent[step] = spent.get(step, 0.0) + time.perf_counter() - began
 
-    def unit(names: tuple[str, ...], step: Callable[[], T]) -> T | None:
+    def unit(label: str, names: tuple[str, ...], step: Callable[[], T]) -> T | None:
         try:
-            with timed(names[0] if names else "dws_ads models"):
+            with timed(label):
                 return step()
         except GateBlocked as blocked:
             blocks.append(blocked)
@@ -703,18 +703,18 @@ def build(
             if start is not None and end is not None:
                 index_lines(versions, settings)
         payment = (*PAYMENT_DWD, "dwd_merchant")
-        result = unit(payment, partial(_payment, start, end, settings, versions))
+        result = unit("payment DWD", payment, partial(_payment, start, end, settings, versions))
         rebuilt = [*payment] if result is not None else []
         result = result or BuildResult(start, end, versions)
         for ods, (dwd, builder) in FEED_FACTS.items():
             step = partial(refresh_fact, ods, dwd, builder, start, end, result, settings)
-            if unit((dwd,), step):
+            if unit(dwd, (dwd,), step):
                 rebuilt.append(dwd)
         contracts = tables.contracts(settings)
         with timed("dimensions"):
             rebuilt += build_dimensions(rebuilt, settings, held_below(held, contracts))
         fuel = (*FUEL_DWD, "dwd_fuel_station")
-        touched = unit(fuel, partial(build_fuel_dwd, start, end, result, settings))
+        touched = unit("fuel DWD", fuel, partial(build_fuel_dwd, start, end, result, settings))
         fuel_span = fuel_days(settings) if touched is not None else None
         if touched is not None and fuel_span is not None:
             rebuilt += fuel
@@ -729,7 +729,8 @@ def build(
             rebuilt += quality_inputs(result, settings)
         held = held_below(held, contracts)
         # A failed model audit restores every model table: held like a blocked DWD gate.
-        unit((), partial(build_dws_ads, result, settings, tuple(rebuilt), tuple(held)))
+        models = partial(build_dws_ads, result, settings, tuple(rebuilt), tuple(held))
+        unit("DWS/ADS models", (), models)
     result.seconds = spent
     if blocks:
         raise BuildBlocked(blocks, result, held)
