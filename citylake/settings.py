@@ -375,6 +375,12 @@ class Settings(BaseSettings):
         description="HMAC-SHA256 key for the join hashes of personal data (身份证, names) in DWD. "
         "Set a secret of your own in production: whoever knows it can test guesses.",
     )
+    units_at_once: int = Field(
+        default=2,
+        ge=1,
+        description="Domain units a build runs side by side on its Spark session "
+        "(pipelines/units.py); 1 runs them one after another.",
+    )
     spark: SparkSettings = Field(default_factory=SparkSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     s3: S3Settings = Field(default_factory=S3Settings)

@@ -1,10 +1,11 @@
 """The paths from ODS to the cockpit: DWD -> gate -> DWS -> ADS, for a range of days.
 
-Every feed's DWD is built in turn: payment (merchants and transactions), the government,
-settlement and order facts with the conformed dimensions, and fuel supervision (stations,
-pump sales, deliveries and tank readings); then one SQLMesh run builds DWS and ADS for the
-range and the days before it that late rows touched. DWD is built for the rows that the
-range's deliveries affect (pipelines/dwd/affected.py), not for all of ODS.
+Every domain's DWD is one unit: payment (merchants and transactions), each government,
+settlement and order feed's facts, and fuel supervision (stations, pump sales, deliveries and
+tank readings). The units run side by side (pipelines/units.py; `settings.units_at_once`), each
+after the units whose tables it reads; then the conformed dimensions, and one SQLMesh run
+builds DWS and ADS for the range and the days before it that late rows touched. DWD is built
+for the rows that the range's deliveries affect (pipelines/dwd/affected.py), not for all of ODS.
 
 Gates: ODS→DWD validates the normalized candidate rows before anything is written to DWD (too
 many contract breaks in the deliveries of the range block the feed); DWD→DWS validates the DWD
@@ -27,7 +28,6 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
 
 import pyarrow.compute as pc
 import pyspark.sql.functions as F
@@ -36,6 +36,7 @@ from pyspark.sql import DataFrame, SparkSession
 from citylake.settings import Settings, get_settings
 from citylake.spark import get_spark
 from pipelines import tables
+from pipelines.cached import cached, releasing
 from pipelines.dwd.affected import affected_rows, keys_of, replace_keys, replace_quarantine
 from pipelines.dwd.dimensions import build_district, build_industry, build_mcc
 from pipelines.dwd.enterprise import build_enterprise
@@ -52,6 +53,7 @@ from pipelines.dwd.tax import build_social_insurance, build_tax_monthly
 from pipelines.modeling.runner import build_models, day_runs
 from pipelines.normalize import normalize, reject
 from pipelines.tables import date_range_predicate
+from pipelines.units import Unit, run_units
 from quality.cross_checks import cross_check_results
 from quality.gate import GateBlocked, GateResult, enforce, enforce_share
 from quality.suites import Check, contract_checks, reject_rate_name
@@ -59,9 +61,9 @@ from warehouse_layers.contract import TableContract
 
 PAYMENT_INPUTS = ("ods_merchant_registry", "ods_pay_transactions")
 PAYMENT_DWD = ("dwd_pay_transaction",)
+PAYMENT, FUEL = "payment DWD", "fuel DWD"  # the labels of their build units
 FUEL_DWD = ("dwd_fuel_sale", "dwd_fuel_delivery", "dwd_tank_reading")
 QUARANTINE_KEY = ["table_name", "delivery_id", "source_line"]
-T = TypeVar("T")
 
 
 @dataclass
@@ -163,49 +165,55 @@ def build_dwd(
     dwd_merchant = tables.contract("dwd_merchant", settings)
     dwd_txn = tables.contract("dwd_pay_transaction", settings)
 
-    registry = _ods(spark, "ods_merchant_registry", versions, settings)
-    merchants_norm = normalize(registry, dwd_merchant).cache()
-    _gate_rejects(merchants_norm, "ods_merchant_registry", start, end, settings, result)
-    transactions = _ods(spark, "ods_pay_transactions", versions, settings)
-    rows = transactions
-    if start is not None and end is not None:
-        changed = keys_of(
-            _delivered_in(registry, start, end), dwd_merchant, {("merchant_id",): "merchant"}
-        )
-        rows = affected_rows(
-            transactions,
-            "pay_transactions",
-            dwd_txn,
-            TXN_KEYS,
-            days=(start, end),
-            follow=frozenset({"txn"}),
-            seeds=changed,
-            settings=settings,
-        )
-    txn_norm = normalize(rows, dwd_txn).cache()
-    _gate_rejects(txn_norm, "ods_pay_transactions", start, end, settings, result)
+    # The frames cached here and inside the DWD builders are released when the block ends.
+    with releasing():
+        registry = _ods(spark, "ods_merchant_registry", versions, settings)
+        merchants_norm = cached(normalize(registry, dwd_merchant))
+        _gate_rejects(merchants_norm, "ods_merchant_registry", start, end, settings, result)
+        transactions = _ods(spark, "ods_pay_transactions", versions, settings)
+        rows = transactions
+        if start is not None and end is not None:
+            changed = keys_of(
+                _delivered_in(registry, start, end), dwd_merchant, {("merchant_id",): "merchant"}
+            )
+            rows = affected_rows(
+                transactions,
+                "pay_transactions",
+                dwd_txn,
+                TXN_KEYS,
+                days=(start, end),
+                follow=frozenset({"txn"}),
+                seeds=changed,
+                settings=settings,
+            )
+        txn_norm = cached(normalize(rows, dwd_txn))
+        _gate_rejects(txn_norm, "ods_pay_transactions", start, end, settings, result)
 
-    merchants, merchant_rejects = build_merchant(merchants_norm, dwd_merchant)
-    tables.replace_small(merchants, dwd_merchant, settings)
-    replace_quarantine(merchant_rejects, merchants_norm, "merchant_registry", settings)
-    merchants = tables.read(spark, dwd_merchant, settings=settings)
-    facts, txn_rejects = build_pay_transaction(txn_norm, merchants, dwd_txn)
-    facts = facts.cache()
-    days = replace_keys(facts, txn_norm, dwd_txn, settings)
-    replace_quarantine(txn_rejects, txn_norm, "pay_transactions", settings)
-    if days and (start is None or end is None):
-        start, end = result.start, result.end = days[0], days[-1]
-    if start is not None and end is not None:
-        result.days = {d for d in days if not start <= d <= end}
-        result.rows["dwd_pay_transaction"] = facts.where(
-            date_range_predicate("booked_date", start, end)
-        ).count()  # from the cache, not a re-read
-    spark.catalog.clearCache()  # the frames cached above and inside the DWD builders
-    quarantine = tables.contract("dwd_quarantine", settings)
-    feeds = tables.read_native(quarantine, settings=settings, columns=["feed"])["feed"]
-    result.quarantined = {r["values"]: r["counts"] for r in pc.value_counts(feeds).to_pylist()}
+        merchants, merchant_rejects = build_merchant(merchants_norm, dwd_merchant)
+        tables.replace_small(merchants, dwd_merchant, settings)
+        replace_quarantine(merchant_rejects, merchants_norm, "merchant_registry", settings)
+        merchants = tables.read(spark, dwd_merchant, settings=settings)
+        facts, txn_rejects = build_pay_transaction(txn_norm, merchants, dwd_txn)
+        facts = cached(facts)
+        days = replace_keys(facts, txn_norm, dwd_txn, settings)
+        replace_quarantine(txn_rejects, txn_norm, "pay_transactions", settings)
+        if days and (start is None or end is None):
+            start, end = result.start, result.end = days[0], days[-1]
+        if start is not None and end is not None:
+            result.days = {d for d in days if not start <= d <= end}
+            result.rows["dwd_pay_transaction"] = facts.where(
+                date_range_predicate("booked_date", start, end)
+            ).count()  # from the cache, not a re-read
+    result.quarantined = quarantined_by_feed(settings)
     result.rows["dwd_merchant"] = tables.count_rows(dwd_merchant, settings=settings)
     return result
+
+
+def quarantined_by_feed(settings: Settings) -> dict[str, int]:
+    """The rows in dwd_quarantine per feed (read without Spark)."""
+    quarantine = tables.contract("dwd_quarantine", settings)
+    feeds = tables.read_native(quarantine, settings=settings, columns=["feed"])["feed"]
+    return {r["values"]: r["counts"] for r in pc.value_counts(feeds).to_pylist()}
 
 
 def gate_dwd(result: BuildResult, settings: Settings | None = None) -> None:
@@ -273,36 +281,36 @@ def quarantine_failing(
             if c.row is not None
         ]
     )
-    current = tables.read(spark, table, settings=settings)
-    scope = current.where(where) if where else current
-    bad = scope.select(*LINE, reason.alias("_reject")).where(F.col("_reject").isNotNull())
-    bad = bad.cache()
-    ods_name = table.upstream[0]  # the feed whose lines the rows carry (rules derive from it)
-    feed = tables.contract(ods_name, settings).feed
-    assert feed is not None
-    delivered = _ods(spark, ods_name, result.input_versions, settings).join(
-        bad.select(*LINE), LINE, "left_semi"
-    )
-    lines = normalize(delivered, table).select(*LINE, "_business_date", "_source_file", "_raw")
-    rows = quarantine_rows(lines.join(bad, LINE), feed=feed.name, table=table).cache()
-    moved = rows.count()
-    quarantine = tables.contract("dwd_quarantine", settings)
-    held = tables.read(spark, quarantine, settings=settings).where(f"feed = '{feed.name}'")
-    kept = held.join(rows.select(*QUARANTINE_KEY), QUARANTINE_KEY, "left_anti")
-    tables.write_native(
-        kept.unionByName(tables.conform(rows, quarantine)).toArrow(),
-        quarantine,
-        mode="overwrite",
-        where=f"feed = '{feed.name}'",
-        settings=settings,
-    )
-    # Then out of DWD (one commit): a crash in between leaves the line in both, never in none.
-    promoted = scope.join(bad.select(*LINE), LINE, "left_anti")
-    if table.partition_by:
-        tables.replace(promoted, table, where=where, settings=settings)
-    else:
-        tables.replace_small(promoted, table, settings)
-    spark.catalog.clearCache()
+    with releasing():
+        current = tables.read(spark, table, settings=settings)
+        scope = current.where(where) if where else current
+        bad = scope.select(*LINE, reason.alias("_reject")).where(F.col("_reject").isNotNull())
+        bad = cached(bad)
+        ods_name = table.upstream[0]  # the feed whose lines the rows carry (rules derive from it)
+        feed = tables.contract(ods_name, settings).feed
+        assert feed is not None
+        delivered = _ods(spark, ods_name, result.input_versions, settings).join(
+            bad.select(*LINE), LINE, "left_semi"
+        )
+        lines = normalize(delivered, table).select(*LINE, "_business_date", "_source_file", "_raw")
+        rows = cached(quarantine_rows(lines.join(bad, LINE), feed=feed.name, table=table))
+        moved = rows.count()
+        quarantine = tables.contract("dwd_quarantine", settings)
+        held = tables.read(spark, quarantine, settings=settings).where(f"feed = '{feed.name}'")
+        kept = held.join(rows.select(*QUARANTINE_KEY), QUARANTINE_KEY, "left_anti")
+        tables.write_native(
+            kept.unionByName(tables.conform(rows, quarantine)).toArrow(),
+            quarantine,
+            mode="overwrite",
+            where=f"feed = '{feed.name}'",
+            settings=settings,
+        )
+        # Then out of DWD (one commit): a crash in between leaves the line in both, never in none.
+        promoted = scope.join(bad.select(*LINE), LINE, "left_anti")
+        if table.partition_by:
+            tables.replace(promoted, table, where=where, settings=settings)
+        else:
+            tables.replace_small(promoted, table, settings)
     result.quarantined[feed.name] = result.quarantined.get(feed.name, 0) + moved
     if table.name in result.rows:
         result.rows[table.name] -= moved
@@ -379,57 +387,62 @@ def fuel_dwd(
     spark = get_spark(settings)
     contracts = tables.contracts(settings)
     station_table = contracts["dwd_fuel_station"]
-    affected = dict(ods)
-    if start is not None and end is not None:
-        changed = keys_of(
-            _delivered_in(ods["ods_fuel_stations"], start, end),
-            station_table,
-            {("station_id",): "station"},
+    with releasing():
+        affected = dict(ods)
+        if start is not None and end is not None:
+            changed = keys_of(
+                _delivered_in(ods["ods_fuel_stations"], start, end),
+                station_table,
+                {("station_id",): "station"},
+            )
+            for name in FUEL_FACT_KEYS:
+                table, keys = fact_keys(name, settings)
+                feed = contracts[name].feed
+                assert feed is not None
+                affected[name] = affected_rows(
+                    ods[name],
+                    feed.name,
+                    table,
+                    keys,
+                    days=(start, end),
+                    follow=frozenset({name}),
+                    seeds=changed,
+                    settings=settings,
+                )
+        normalized = {
+            name: cached(normalize(affected[name], contracts[dwd]))
+            for name, dwd in FUEL_TABLES.items()
+        }
+        if gates:
+            for name, rows in normalized.items():
+                _gate_rejects(rows, name, start, end, settings, result)
+        stations, station_rejects = build_fuel_station(
+            normalized["ods_fuel_stations"], station_table
         )
-        for name in FUEL_FACT_KEYS:
-            table, keys = fact_keys(name, settings)
+        tables.replace_small(stations, station_table, settings)
+        replace_quarantine(
+            station_rejects, normalized["ods_fuel_stations"], "fuel_stations", settings
+        )
+        fuel = build_fuel_facts(
+            normalized["ods_fuel_sales"],
+            normalized["ods_fuel_deliveries"],
+            normalized["ods_fuel_tank_readings"],
+            tables.read(spark, station_table, settings=settings),
+            contracts,
+        )
+        facts = {
+            "ods_fuel_sales": fuel.sales,
+            "ods_fuel_deliveries": fuel.deliveries,
+            "ods_fuel_tank_readings": fuel.readings,
+        }
+        touched: dict[str, list[dt.date]] = {}
+        for name, rows in facts.items():
+            table = contracts[FUEL_TABLES[name]]
+            touched[table.name] = replace_keys(rows, normalized[name], table, settings)
             feed = contracts[name].feed
             assert feed is not None
-            affected[name] = affected_rows(
-                ods[name],
-                feed.name,
-                table,
-                keys,
-                days=(start, end),
-                follow=frozenset({name}),
-                seeds=changed,
-                settings=settings,
-            )
-    normalized = {
-        name: normalize(affected[name], contracts[dwd]).cache() for name, dwd in FUEL_TABLES.items()
-    }
-    if gates:
-        for name, rows in normalized.items():
-            _gate_rejects(rows, name, start, end, settings, result)
-    stations, station_rejects = build_fuel_station(normalized["ods_fuel_stations"], station_table)
-    tables.replace_small(stations, station_table, settings)
-    replace_quarantine(station_rejects, normalized["ods_fuel_stations"], "fuel_stations", settings)
-    fuel = build_fuel_facts(
-        normalized["ods_fuel_sales"],
-        normalized["ods_fuel_deliveries"],
-        normalized["ods_fuel_tank_readings"],
-        tables.read(spark, station_table, settings=settings),
-        contracts,
-    )
-    facts = {
-        "ods_fuel_sales": fuel.sales,
-        "ods_fuel_deliveries": fuel.deliveries,
-        "ods_fuel_tank_readings": fuel.readings,
-    }
-    touched: dict[str, list[dt.date]] = {}
-    for name, rows in facts.items():
-        table = contracts[FUEL_TABLES[name]]
-        touched[table.name] = replace_keys(rows, normalized[name], table, settings)
-        feed = contracts[name].feed
-        assert feed is not None
-        rejects = fuel.quarantine.where(F.col("feed") == feed.name)
-        replace_quarantine(rejects, normalized[name], feed.name, settings)
-    spark.catalog.clearCache()
+            rejects = fuel.quarantine.where(F.col("feed") == feed.name)
+            replace_quarantine(rejects, normalized[name], feed.name, settings)
     if gates:
         gate_dwd_table("dwd_fuel_station", result, settings)
         for name, days in touched.items():
@@ -531,29 +544,29 @@ def refresh_fact(
     table = tables.contract(dwd_name, settings)
     everything = _ods(spark, ods_name, result.input_versions, settings)
     column = table.partition_by[0] if table.partition_by else None
-    rows = everything
-    if column is not None and start is not None and end is not None:
-        keys = fact_keys(ods_name, settings)[1]
-        rows = affected_rows(
-            everything,
-            ods.feed.name,
-            table,
-            keys,
-            days=(start, end),
-            follow=frozenset(keys.values()),
-            settings=settings,
-        )
-    normalized = normalize(rows, table).cache()
-    _gate_rejects(normalized, ods_name, start, end, settings, result)
-    facts, rejects = builder(normalized, table)
-    where = None
-    if column is None:
-        tables.replace_small(facts, table, settings)
-    else:
-        touched = replace_keys(facts, normalized, table, settings)
-        where = tables.in_list(column, touched) if touched else None
-    replace_quarantine(rejects, normalized, ods.feed.name, settings)
-    spark.catalog.clearCache()
+    with releasing():
+        rows = everything
+        if column is not None and start is not None and end is not None:
+            keys = fact_keys(ods_name, settings)[1]
+            rows = affected_rows(
+                everything,
+                ods.feed.name,
+                table,
+                keys,
+                days=(start, end),
+                follow=frozenset(keys.values()),
+                settings=settings,
+            )
+        normalized = cached(normalize(rows, table))
+        _gate_rejects(normalized, ods_name, start, end, settings, result)
+        facts, rejects = builder(normalized, table)
+        where = None
+        if column is None:
+            tables.replace_small(facts, table, settings)
+        else:
+            touched = replace_keys(facts, normalized, table, settings)
+            where = tables.in_list(column, touched) if touched else None
+        replace_quarantine(rejects, normalized, ods.feed.name, settings)
     if column is None or where is not None:  # nothing rewritten: nothing to check
         gate_dwd_table(dwd_name, result, settings, where)
     return True
@@ -670,10 +683,10 @@ def build(
     """Every domain's DWD -> DWS -> ADS for [start, end]. Every gate outcome is kept in
     dwd_gate_outcome, a blocking one too.
 
-    Each domain's unit (payment; each feed of FEED_FACTS; fuel) stands alone: a blocking check
-    holds that unit's DWD tables and everything downstream of them (a model reading a held
-    table and a promoted one too), the others go on, and the build then raises
-    ``BuildBlocked`` naming every block."""
+    Each domain's unit (payment; each feed of FEED_FACTS; fuel) stands alone, and the units
+    run side by side (pipelines/units.py): a blocking check holds that unit's DWD tables and
+    everything downstream of them (a model reading a held table and a promoted one too), the
+    others go on, and the build then raises ``BuildBlocked`` naming every block."""
     settings = settings or get_settings()
     blocks: list[GateBlocked] = []
     held: list[str] = []  # DWD tables whose unit a gate blocked
@@ -688,35 +701,45 @@ def build(
         finally:
             spent[step] = spent.get(step, 0.0) + time.perf_counter() - began
 
-    def unit(label: str, names: tuple[str, ...], step: Callable[[], T]) -> T | None:
-        try:
-            with timed(label):
-                return step()
-        except GateBlocked as blocked:
-            blocks.append(blocked)
-            held.extend(names)
-            return None
-
     with kept_outcomes(start, end, settings) as keep_outcomes:
         with timed("pin inputs, index lines"):
             versions = pin_inputs(get_spark(settings), settings)
             if start is not None and end is not None:
                 index_lines(versions, settings)
-        payment = (*PAYMENT_DWD, "dwd_merchant")
-        result = unit("payment DWD", payment, partial(_payment, start, end, settings, versions))
-        rebuilt = [*payment] if result is not None else []
-        result = result or BuildResult(start, end, versions)
-        for ods, (dwd, builder) in FEED_FACTS.items():
-            step = partial(refresh_fact, ods, dwd, builder, start, end, result, settings)
-            if unit(dwd, (dwd,), step):
-                rebuilt.append(dwd)
         contracts = tables.contracts(settings)
+        # Each unit but payment's (build_dwd makes its own) gathers into a result of its own.
+        labels = [dwd for dwd, _ in FEED_FACTS.values()] + [FUEL]
+        own = {label: BuildResult(start, end, versions) for label in labels}
+        payment = (*PAYMENT_DWD, "dwd_merchant")
+        units = [Unit(PAYMENT, payment, partial(_payment, start, end, settings, versions))]
+        for ods, (dwd, builder) in FEED_FACTS.items():
+            step = partial(refresh_fact, ods, dwd, builder, start, end, own[dwd], settings)
+            units.append(Unit(dwd, (dwd,), step))
+        fuel = (*FUEL_DWD, "dwd_fuel_station")
+        units.append(Unit(FUEL, fuel, partial(build_fuel_dwd, start, end, own[FUEL], settings)))
+        with timed(f"DWD units ({settings.units_at_once} at once)"):
+            outcomes = run_units(units, contracts, settings.units_at_once)
+        for unit in units:
+            outcome = outcomes[unit.label]
+            spent[f"  {unit.label}"] = outcome.seconds
+            if outcome.blocked is not None:
+                blocks.append(outcome.blocked)
+                held.extend(unit.tables)
+        result = outcomes[PAYMENT].value or BuildResult(start, end, versions)
+        assert isinstance(result, BuildResult)
+        rebuilt = [*payment] if outcomes[PAYMENT].blocked is None else []
+        for label, theirs in own.items():  # in the units' order: the outcome is reproducible
+            result.gates += theirs.gates
+            result.rows |= theirs.rows
+            if label != FUEL and outcomes[label].value:
+                rebuilt.append(label)
+        result.quarantined = quarantined_by_feed(settings)
         with timed("dimensions"):
             rebuilt += build_dimensions(rebuilt, settings, held_below(held, contracts))
-        fuel = (*FUEL_DWD, "dwd_fuel_station")
-        touched = unit("fuel DWD", fuel, partial(build_fuel_dwd, start, end, result, settings))
+        touched = outcomes[FUEL].value
         fuel_span = fuel_days(settings) if touched is not None else None
         if touched is not None and fuel_span is not None:
+            assert isinstance(touched, set)
             rebuilt += fuel
             if start is None or end is None:  # every day with facts: payment's and fuel's
                 spans = [d for d in [(result.start, result.end), fuel_span] if d[0]]
@@ -729,8 +752,11 @@ def build(
             rebuilt += quality_inputs(result, settings)
         held = held_below(held, contracts)
         # A failed model audit restores every model table: held like a blocked DWD gate.
-        models = partial(build_dws_ads, result, settings, tuple(rebuilt), tuple(held))
-        unit("DWS/ADS models", (), models)
+        with timed("DWS/ADS models"):
+            try:
+                build_dws_ads(result, settings, tuple(rebuilt), tuple(held))
+            except GateBlocked as blocked:
+                blocks.append(blocked)
     result.seconds = spent
     if blocks:
         raise BuildBlocked(blocks, result, held)

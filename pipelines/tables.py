@@ -13,6 +13,7 @@ the same Delta protocol (reader 1 / writer 2) and the same idempotent-transactio
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -55,6 +56,9 @@ def table_path(table: TableContract, settings: Settings | None = None) -> str:
 _EXISTING: set[str] = set()  # paths known to hold a Delta table in this process
 
 
+_CREATING = threading.Lock()
+
+
 def ensure_table(
     spark: SparkSession, table: TableContract, settings: Settings | None = None
 ) -> str:
@@ -62,20 +66,23 @@ def ensure_table(
     path = table_path(table, settings)
     if path in _EXISTING:
         return path
-    # Asked of the Delta log by delta-rs: delta-spark's DeltaTable.isDeltaTable needs the
-    # py4j gateway, which a Spark Connect session (settings.spark.connect_url) does not have.
-    if not NativeDeltaTable.is_deltatable(
-        native_uri(table, settings), storage_options=storage_options(settings)
-    ):
-        if not path.startswith(("s3a://", "s3://")):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        spark.sql(table.create_table_ddl(path))
-    else:
-        existing = set(spark.read.format("delta").load(path).columns)
-        evolve = table.add_columns_ddl(path, existing)
-        if evolve is not None:  # the contract gained columns since the table was created
-            spark.sql(evolve)
-    _EXISTING.add(path)
+    with _CREATING:  # the build's units side by side may reach a missing table at once
+        if path in _EXISTING:
+            return path
+        # Asked of the Delta log by delta-rs: delta-spark's DeltaTable.isDeltaTable needs the
+        # py4j gateway, which a Spark Connect session (settings.spark.connect_url) does not have.
+        if not NativeDeltaTable.is_deltatable(
+            native_uri(table, settings), storage_options=storage_options(settings)
+        ):
+            if not path.startswith(("s3a://", "s3://")):
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            spark.sql(table.create_table_ddl(path))
+        else:
+            existing = set(spark.read.format("delta").load(path).columns)
+            evolve = table.add_columns_ddl(path, existing)
+            if evolve is not None:  # the contract gained columns since the table was created
+                spark.sql(evolve)
+        _EXISTING.add(path)
     return path
 
 
@@ -191,6 +198,16 @@ def native_uri(table: TableContract, settings: Settings | None = None) -> str:
     return "s3://" + path.removeprefix("s3a://") if path.startswith("s3a://") else path
 
 
+# Writers side by side in one process (the build's units): see write_native.
+_WRITERS: dict[str, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer(path: str) -> threading.Lock:
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(path, threading.Lock())
+
+
 def ensure_native(table: TableContract, settings: Settings | None = None) -> NativeDeltaTable:
     """The table opened by delta-rs; created first from its contract (by Spark) if missing."""
     settings = settings or get_settings()
@@ -299,12 +316,16 @@ def write_native(
     `where` replaces only the rows matching it, as Spark's replaceWhere does."""
     if where is not None and mode != "overwrite":  # an append cannot honour it: say so
         raise ValueError(f"write_native: `where` needs mode='overwrite', not {mode!r}")
-    write_deltalake(
-        ensure_native(table, settings),
-        conform_arrow(data, table),
-        mode=mode,
-        predicate=where,
-    )
+    # One commit at a time per table in this process: the build's units side by side each
+    # replace their own feed's part of dwd_quarantine, and a commit that lost the race to
+    # another would fail rather than retry.
+    with _writer(table_path(table, settings)):
+        write_deltalake(
+            ensure_native(table, settings),
+            conform_arrow(data, table),
+            mode=mode,
+            predicate=where,
+        )
 
 
 def replace_small(df: DataFrame, table: TableContract, settings: Settings | None = None) -> bool:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
-from functools import cache
 
 from pyspark.sql import DataFrame
 
@@ -89,15 +89,23 @@ class GateBlocked(RuntimeError):
         self.alerts = alerts or {}  # channel -> 'sent' or why not
 
 
-@cache
-def _batch_definition():
-    import great_expectations as gx
+# One GX context per thread: a build validates its domains' units side by side
+# (pipelines/build.py), and GX's context and its data sources are not made to be shared.
+_GX = threading.local()
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False}
-    source = context.data_sources.add_spark(name="citylake")
-    asset = source.add_dataframe_asset(name="candidate")
-    return asset.add_batch_definition_whole_dataframe("whole")
+
+def _batch_definition():
+    if (batch_definition := getattr(_GX, "batch_definition", None)) is None:
+        import great_expectations as gx
+
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = {"globally": False}
+        source = context.data_sources.add_spark(name="citylake")
+        asset = source.add_dataframe_asset(name="candidate")
+        batch_definition = _GX.batch_definition = asset.add_batch_definition_whole_dataframe(
+            "whole"
+        )
+    return batch_definition
 
 
 def validate(
@@ -271,10 +279,14 @@ def collecting() -> Iterator[list[GateResult]]:
         _COLLECTORS.reset(token)
 
 
+_RECORDING = threading.Lock()  # one line at a time, whole, from units side by side
+
+
 def record(result: GateResult, settings: Settings) -> None:
     log = settings.var_dir / "quality" / "gate_runs.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+    line = json.dumps(asdict(result), ensure_ascii=False) + "\n"
+    with _RECORDING, log.open("a", encoding="utf-8") as fh:
+        fh.write(line)
     for outcomes in _COLLECTORS.get():
         outcomes.append(result)

@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame
 
 from citylake.settings import Settings
 from pipelines import tables
+from pipelines.cached import cached
 from pipelines.dwd.line_keys import LINE, line_keys, tagged_keys
 from warehouse_layers.contract import TableContract
 
@@ -68,30 +69,29 @@ def affected_rows(
     first, last = days
     delivered = ods.where(tables.date_range_predicate("_business_date", first, last))
     # Scanned about five times below: cached once, as the parsed keys were before the index.
-    index = line_keys(ods, feed, table, keys, settings).cache()
+    index = cached(line_keys(ods, feed, table, keys, settings))
     in_follow = F.split("_key", "\x1f")[0].isin(sorted(follow))
     found = index.where(tables.date_range_predicate("_business_date", first, last))
     found = found.where(in_follow).select("_key")
     if seeds is not None:
         found = found.unionByName(seeds.select("_key"))
-    found = found.distinct().cache()
+    found = cached(found.distinct())
     size = found.count()
     # A line carries one key of each entry of `keys`: with one followed entry and no seeds, the
     # lines found carry no key but the one they were found by, so the first step is the fixed
     # point and the job that would confirm it is skipped.
     settled = seeds is None and sum(ns in follow for ns in keys.values()) == 1
     while True:
-        lines = _semi(index, found, "_key", size).select(*LINE, "_business_date").distinct().cache()
+        lines = cached(_semi(index, found, "_key", size).select(*LINE, "_business_date").distinct())
         count = lines.count()
         if settled:
             break
-        more = (
+        more = cached(
             _semi(index, lines.select(*LINE), LINE, count)
             .where(in_follow)
             .select("_key")
             .unionByName(found)
             .distinct()
-            .cache()
         )
         if (grown := more.count()) == size:
             break

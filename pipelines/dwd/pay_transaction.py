@@ -12,6 +12,7 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, Window
 
+from pipelines.cached import cached
 from pipelines.dwd.rows import latest_per_key, quarantine_rows, split
 from pipelines.normalize import reject
 from warehouse_layers.contract import TableContract
@@ -32,10 +33,10 @@ def build_pay_transaction(
         ),
     )
     accepted, rejected = split(normalized)
-    # Cached: facts and every kind of reject below branch off these two (the caller's build
-    # clears the cache when it is done).
-    latest = (
-        latest_per_key(accepted, ["txn_id"]).withColumn("biz_date", F.to_date("txn_time")).cache()
+    # Cached: facts and every kind of reject below branch off these two (released when the
+    # caller's `releasing()` block ends).
+    latest = cached(
+        latest_per_key(accepted, ["txn_id"]).withColumn("biz_date", F.to_date("txn_time"))
     )
 
     originals = latest.where(F.col("status") != "refund")
@@ -85,13 +86,15 @@ def build_pay_transaction(
     dim = merchants.select(
         F.col("merchant_id").alias("_m_id"), "district_code", "sector", "valid_from", "valid_to"
     )
-    enriched = events.join(
-        dim,
-        (F.col("_ctx_merchant") == F.col("_m_id"))
-        & (F.col("valid_from") <= F.col("_ctx_time"))
-        & (F.col("_ctx_time") < F.col("valid_to")),
-        "left",
-    ).cache()
+    enriched = cached(
+        events.join(
+            dim,
+            (F.col("_ctx_merchant") == F.col("_m_id"))
+            & (F.col("valid_from") <= F.col("_ctx_time"))
+            & (F.col("_ctx_time") < F.col("valid_to")),
+            "left",
+        )
+    )
     unknown = enriched.where(F.col("_m_id").isNull()).withColumn(
         "_reject", reject("unknown_merchant", "merchant_id", F.col("_ctx_merchant"))
     )
