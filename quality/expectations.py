@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from great_expectations.compatibility import pydantic
 from great_expectations.execution_engine import SparkDFExecutionEngine
 from great_expectations.expectations.expectation import ColumnMapExpectation
 from great_expectations.expectations.metrics.map_metric_provider import (
@@ -50,3 +51,11 @@ class ExpectColumnValuesToMeetCodeStandard(ColumnMapExpectation):
         "has_full_test_suite": True,
         "manually_reviewed_code": True,
     }
+
+    @pydantic.validator("standard")
+    def _known_standard(cls, standard: str) -> str:
+        # Refused when the suite is written, not when GX first evaluates the metric.
+        if standard not in STANDARDS:
+            known = ", ".join(sorted(STANDARDS))
+            raise ValueError(f"unknown code standard {standard!r}: known are {known}")
+        return standard

@@ -126,3 +126,11 @@ def test_valid_codes_pass_and_a_bad_one_blocks_by_default(spark, lake: Settings)
     bad = spark.createDataFrame([ROWS[0], ("S9", USCC_OK, RID_OK, "431102", "0000")], SCHEMA)
     with pytest.raises(GateBlocked, match=r"mcc is an ISO 18245 MCC: 1 rows .* e\.g\. 0000"):
         enforce(bad, checks, gate="dwd→dws", table="t", settings=lake)
+
+
+def test_an_unknown_standard_is_refused_when_the_suite_is_written() -> None:
+    from quality.expectations import ExpectColumnValuesToMeetCodeStandard
+
+    with pytest.raises(ValueError, match="unknown code standard .isbn.: known are division, mcc"):
+        ExpectColumnValuesToMeetCodeStandard(column="code", standard="isbn")
+    assert ExpectColumnValuesToMeetCodeStandard(column="code", standard="mcc").standard == "mcc"
