@@ -98,7 +98,12 @@ class Parsed:
 
 
 def parse(rule: Rule, raw: SparkColumn, column: Column) -> Parsed:
-    text = clean_text(raw)
+    """The delivered text `raw` read by `rule` for `column`."""
+    return parse_clean(rule, clean_text(raw), column)
+
+
+def parse_clean(rule: Rule, text: SparkColumn, column: Column) -> Parsed:
+    """As ``parse``, for text that ``clean_text`` cleaned already."""
     if rule is Rule.TEXT:
         return Parsed(text, F.lit(True))
     if rule is Rule.KEY:
@@ -251,22 +256,27 @@ def normalize(ods: DataFrame, contract: TableContract, *, pii_key: str | None = 
         from citylake.settings import get_settings
 
         pii_key = get_settings().pii_key.get_secret_value()
+    # Each source's text is cleaned once, in a projection of its own, and every rule, check
+    # and masked form below reads it: inlined, the cleaning ran (and was planned, a py4j call
+    # per function) up to four times per value. Spark keeps the two projections apart because
+    # the cleaned column is used more than once and is not cheap to recompute.
+    sources = sorted({c.source for c in contract.columns if c.source})
+    clean = {s: f"_clean_{i}" for i, s in enumerate(sources)}
+    ods = ods.select("*", *[clean_text(F.col(s)).alias(clean[s]) for s in sources])
     typed: list[SparkColumn] = []
     checks: list[SparkColumn] = []
     for col in contract.columns:
         if col.rule is None or col.source is None:
             continue
-        delivered = F.col(col.source)
-        raw = delivered
-        if col.source in shown:
-            raw = mask(shown[col.source], clean_text(delivered))
-        parsed = parse(col.rule, delivered, col)
+        text = F.col(clean[col.source])
+        raw = mask(shown[col.source], text) if col.source in shown else F.col(col.source)
+        parsed = parse_clean(col.rule, text, col)
         if col.pii is not None:
             # Checks below see what is stored (the hash or mask), as the quality gate does.
             stored = protect(col.pii, parsed.value, pii_key or "")
             parsed = Parsed(F.when(parsed.ok, stored), parsed.ok)
         typed.append(parsed.value.cast(col.type).alias(col.name))
-        missing = clean_text(delivered).isNull()
+        missing = text.isNull()
         if not col.nullable:
             checks.append(F.when(missing, reject("missing_value", col.name, raw)))
         checks.append(
@@ -293,13 +303,9 @@ def normalize(ods: DataFrame, contract: TableContract, *, pii_key: str | None = 
                     reject("bad_value", col.name, raw),
                 )
             )
-    sources = sorted({c.source for c in contract.columns if c.source})
     raw_json = F.to_json(
         F.struct(
-            *[
-                mask(shown[s], clean_text(F.col(s))).alias(s) if s in shown else F.col(s)
-                for s in sources
-            ]
+            *[mask(shown[s], F.col(clean[s])).alias(s) if s in shown else F.col(s) for s in sources]
         )
     )
     lineage = [
