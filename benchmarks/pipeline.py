@@ -14,9 +14,10 @@ The city's deliveries of every feed (all eleven) are generated and ingested into
 3. that day rebuilt (identical inputs, warm JVM).
 
 Runs in a throwaway warehouse under ./var/bench-pipeline (deleted first) on the embedded
-defaults (CITYLAKE_SPARK__DRIVER_MEMORY and the other settings apply). Every delivery is
-landed as a file here: the channels' own costs are measured in the ingest and channel tests,
-and the warehouse cannot tell the channels apart. Generating and ingesting 30 city-days takes
+defaults (CITYLAKE_SPARK__DRIVER_MEMORY and the other settings apply; CITYLAKE_UNITS_AT_ONCE=1
+builds the domain units one after another, not side by side). Every delivery is landed as a
+file here: the channels' own costs are measured in the ingest and channel tests, and the
+warehouse cannot tell the channels apart. Generating and ingesting 30 city-days takes
 about 15 minutes, so the ingested ODS and the next day's files are kept under
 ./var/bench-pipeline-ods/ and reused by a later run with the same days and scale
 (`--fresh` ingests again).

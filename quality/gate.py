@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -89,23 +90,28 @@ class GateBlocked(RuntimeError):
         self.alerts = alerts or {}  # channel -> 'sent' or why not
 
 
-# One GX context per thread: a build validates its domains' units side by side
-# (pipelines/build.py), and GX's context and its data sources are not made to be shared.
-_GX = threading.local()
+# GX contexts not in use. Validations side by side (a build's domain units, pipelines/units.py)
+# each borrow one: GX's context and its data sources are not made to be shared, and a context
+# costs its set-up once, not once per thread or gate.
+_IDLE: queue.SimpleQueue = queue.SimpleQueue()
 
 
-def _batch_definition():
-    if (batch_definition := getattr(_GX, "batch_definition", None)) is None:
+@contextmanager
+def _batch_definition() -> Iterator:
+    try:
+        batch_definition = _IDLE.get_nowait()
+    except queue.Empty:
         import great_expectations as gx
 
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = {"globally": False}
         source = context.data_sources.add_spark(name="citylake")
         asset = source.add_dataframe_asset(name="candidate")
-        batch_definition = _GX.batch_definition = asset.add_batch_definition_whole_dataframe(
-            "whole"
-        )
-    return batch_definition
+        batch_definition = asset.add_batch_definition_whole_dataframe("whole")
+    try:
+        yield batch_definition
+    finally:
+        _IDLE.put(batch_definition)
 
 
 def validate(
@@ -120,29 +126,29 @@ def validate(
     """The outcome of every check on `df`; `keep` records it (the caller records it otherwise)."""
     import great_expectations as gx
 
-    batch_definition = _batch_definition()  # creates the GX context the suite needs
-    suite = gx.ExpectationSuite(name=f"{gate}:{table}")
-    for check in checks:
-        # The check's name and severity ride along in `meta` to label GX's unordered results.
-        meta = {"check": check.name, "severity": check.severity}
-        suite.add_expectation(check.expectation.copy(update={"meta": meta}, deep=True))
-    df = df.cache()
-    rows = df.count()
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
-    # Pass or fail first: a SUMMARY also samples the unexpected rows of every check, a Spark job
-    # each even when there are none, which doubled a gate's time. Only the failed checks are
-    # validated again for their counts and samples. No check has `mostly`, so a passed check
-    # had no unexpected row.
-    outcome = batch.validate(suite, result_format="BOOLEAN_ONLY")
-    failed = {r.expectation_config.meta["check"] for r in outcome.results if not r.success}
-    details = {}
-    if failed:
-        again = gx.ExpectationSuite(name=f"{gate}:{table}:failed")
-        for expectation in suite.expectations:
-            if expectation.meta["check"] in failed:
-                again.add_expectation(expectation.copy(deep=True))
-        for r in batch.validate(again, result_format="SUMMARY").results:
-            details[r.expectation_config.meta["check"]] = r.result
+    with _batch_definition() as batch_definition:  # and the GX context the suite needs
+        suite = gx.ExpectationSuite(name=f"{gate}:{table}")
+        for check in checks:
+            # The check's name and severity ride along in `meta` to label GX's unordered results.
+            meta = {"check": check.name, "severity": check.severity}
+            suite.add_expectation(check.expectation.copy(update={"meta": meta}, deep=True))
+        df = df.cache()
+        rows = df.count()
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
+        # Pass or fail first: a SUMMARY also samples the unexpected rows of every check, a Spark job
+        # each even when there are none, which doubled a gate's time. Only the failed checks are
+        # validated again for their counts and samples. No check has `mostly`, so a passed check
+        # had no unexpected row.
+        outcome = batch.validate(suite, result_format="BOOLEAN_ONLY")
+        failed = {r.expectation_config.meta["check"] for r in outcome.results if not r.success}
+        details = {}
+        if failed:
+            again = gx.ExpectationSuite(name=f"{gate}:{table}:failed")
+            for expectation in suite.expectations:
+                if expectation.meta["check"] in failed:
+                    again.add_expectation(expectation.copy(deep=True))
+            for r in batch.validate(again, result_format="SUMMARY").results:
+                details[r.expectation_config.meta["check"]] = r.result
     df.unpersist()
     results = []
     for r in outcome.results:

@@ -150,3 +150,15 @@ def test_units_that_read_each_other_are_refused() -> None:
     assert waits_for(units, CONTRACTS) == {"a": {"b"}, "b": {"a"}}
     with pytest.raises(ValueError, match="cycle"):
         run_units(units, CONTRACTS, at_once=2)
+
+
+def test_validations_side_by_side_borrow_gx_contexts_of_their_own() -> None:
+    from quality.gate import _batch_definition
+
+    with _batch_definition() as first, _batch_definition() as second:
+        assert first is not second  # two gates at once: two contexts
+        assert first.data_asset.datasource.data_context is not (
+            second.data_asset.datasource.data_context
+        )
+    with _batch_definition() as again:
+        assert again in (first, second)  # set up once, then reused
