@@ -53,7 +53,13 @@ class SparkSettings(BaseModel):
         default=None, description="Spark Connect URL, e.g. sc://127.0.0.1:15002"
     )
     driver_memory: str = "4g"
-    shuffle_partitions: int = 4
+    shuffle_partitions: int | None = Field(
+        default=None,
+        ge=1,
+        description="Spark's shuffle partitions. Unset: one per core in local mode (a build's "
+        "shuffles are small and each partition is a task to schedule: 2 instead of 4 made a "
+        "city-day about 5 % faster on 2 cores), Spark's own default on a cluster.",
+    )
     app_name: str = "citylake"
     extra_conf: dict[str, str] = Field(default_factory=dict)
     connect_port: int = Field(

@@ -52,7 +52,6 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         **DELTA_CONF,
         "spark.app.name": settings.spark.app_name,
         "spark.sql.session.timeZone": settings.timezone,
-        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
         # Small tables dominate: Delta's default of 50 snapshot partitions costs seconds each.
         "spark.databricks.delta.snapshotPartitions": "2",
         # Cached frames live for one build step: compressing them cost more CPU than it saved.
@@ -70,6 +69,11 @@ def spark_conf(settings: Settings) -> dict[str, str]:
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG} -XX:+UseParallelGC"
         ),
     }
+    partitions = settings.spark.shuffle_partitions
+    if partitions is None and settings.spark.master.startswith("local"):
+        partitions = os.cpu_count() or 1
+    if partitions is not None:
+        conf["spark.sql.shuffle.partitions"] = str(partitions)
     if settings.spark.master.startswith("local") and not settings.spark.connect_url:
         # Embedded mode serves nobody else: the driver listens on loopback only.
         conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}

@@ -268,10 +268,16 @@ def test_spark_conf_for_a_local_warehouse(clean: Path) -> None:
     assert DELTA_CONF.items() <= conf.items()
     assert not [k for k in conf if "s3a" in k]
     assert conf["spark.sql.session.timeZone"] == "Asia/Shanghai"
-    assert conf["spark.sql.shuffle.partitions"] == "4"
+    assert conf["spark.sql.shuffle.partitions"] == str(os.cpu_count())  # one per core
     assert conf["spark.sql.warehouse.dir"] == str(clean.resolve() / "var" / "spark-warehouse")
     assert str(clean.resolve() / "var" / "derby") in conf["spark.driver.extraJavaOptions"]
     assert all(isinstance(v, str) for v in conf.values())
+
+
+def test_shuffle_partitions_are_spark_s_own_on_a_cluster_unless_set() -> None:
+    assert "spark.sql.shuffle.partitions" not in spark_conf(Settings(spark={"master": "yarn"}))
+    conf = spark_conf(Settings(spark={"master": "yarn", "shuffle_partitions": 48}))
+    assert conf["spark.sql.shuffle.partitions"] == "48"
 
 
 def test_spark_conf_extra_conf_wins() -> None:
