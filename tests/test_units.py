@@ -152,7 +152,8 @@ def test_units_that_read_each_other_are_refused() -> None:
         run_units(units, CONTRACTS, at_once=2)
 
 
-def test_validations_side_by_side_borrow_gx_contexts_of_their_own() -> None:
+def test_validations_side_by_side_borrow_gx_contexts_of_their_own(spark) -> None:
+    # `spark` first: a GX Spark data source starts a plain session (no Delta) if none runs.
     from quality.gate import _batch_definition
 
     with _batch_definition() as first, _batch_definition() as second:
