@@ -384,8 +384,9 @@ class Settings(BaseSettings):
     units_at_once: int = Field(
         default=2,
         ge=1,
-        description="Domain units a build runs side by side on its Spark session "
-        "(pipelines/units.py); 1 runs them one after another.",
+        description="Units of work a build runs side by side on its Spark session: the "
+        "domains' DWD units (pipelines/units.py), then the SQLMesh models whose inputs are "
+        "built; 1 runs them one after another.",
     )
     spark: SparkSettings = Field(default_factory=SparkSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)

@@ -163,3 +163,51 @@ def test_validations_side_by_side_borrow_gx_contexts_of_their_own(spark) -> None
         )
     with _batch_definition() as again:
         assert again in (first, second)  # set up once, then reused
+
+
+@pytest.mark.spark
+def test_the_models_whose_inputs_are_built_run_side_by_side(
+    spark, lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLMesh evaluates models on `units_at_once` threads: with 2, a second model starts while
+    the first runs (the first waits for it, so the test does not depend on timing)."""
+    import datetime as dt
+
+    from sqlmesh.core.scheduler import Scheduler
+
+    from citylake.settings import get_settings
+    from pipelines.build import build
+    from pipelines.ingest import ingest_file
+    from tests.payment_files import TXN_HEADER, registry, txn, write
+
+    monkeypatch.setenv("CITYLAKE_UNITS_AT_ONCE", "2")
+    get_settings.cache_clear()
+    evaluate = Scheduler.evaluate
+    lock, second = threading.Lock(), threading.Event()
+    started: list[str] = []
+    running = [0, 0]  # now, most
+
+    def timed(self, snapshot, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with lock:
+            started.append(snapshot.name)
+            running[0] += 1
+            running[1] = max(running)
+            first = len(started) == 1
+        if first:
+            second.wait(60)  # one at a time, no second comes and the assert below fails
+        else:
+            second.set()
+        try:
+            return evaluate(self, snapshot, *args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(Scheduler, "evaluate", timed)
+    day = dt.date(2024, 11, 5)
+    ingest_file(registry(Path(lake.landing)), "merchant_registry")
+    rows = [txn("T1", "M1", "2024-11-05T12:00:00+08:00", 1000)]
+    path = write(Path(lake.landing), "pay_transactions", str(day), "d.csv", TXN_HEADER, rows)
+    ingest_file(path, "pay_transactions")
+    build(day, day)
+    assert running[1] == 2, started

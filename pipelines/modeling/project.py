@@ -40,9 +40,14 @@ def config(settings: Settings, *, offline: bool = False) -> Config:
             test_connection=DuckDBConnectionConfig(),
         )
     else:
+        # Models whose inputs are built run side by side, each thread on its own cursor of
+        # the one Spark session and of the state file (SQLMesh records intervals per thread).
+        at_once = settings.units_at_once
         gateway = GatewayConfig(
-            connection=DeltaSparkConnectionConfig(concurrent_tasks=1),
-            state_connection=DuckDBConnectionConfig(database=str(state_dir / "state.duckdb")),
+            connection=DeltaSparkConnectionConfig(concurrent_tasks=at_once),
+            state_connection=DuckDBConnectionConfig(
+                database=str(state_dir / "state.duckdb"), concurrent_tasks=at_once
+            ),
             test_connection=DuckDBConnectionConfig(),
         )
     name = "offline" if offline else "spark"
