@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
+import pyarrow.compute as pc
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
@@ -28,6 +29,10 @@ from pipelines.dwd.line_keys import LINE, line_keys, tagged_keys
 from warehouse_layers.contract import TableContract
 
 _BROADCAST_KEYS = 2_000_000  # beyond this many keys a shuffle join beats shipping them
+# Rows a fact write takes through the driver to delta-rs: a city-day of scale 1's busiest feed
+# (~600 k transactions). More (a backfill's range) go by Spark's own writer, which streams from
+# the tasks: three days of transactions and fuel sales through a 4 GB driver ran out of heap.
+DRIVER_ROWS = 1_000_000
 
 
 def keys_of(
@@ -112,19 +117,29 @@ def replace_keys(
     Rewrites exactly the partitions that old or new rows touch and returns their values (sorted).
     Spark computes the partitions' new rows in one job and delta-rs commits them: a day of a
     feed's facts is small, and a Spark Delta write spent seconds per table on scheduling, log
-    replay and checkpoints (issue #4).
+    replay and checkpoints (issue #4). Past `DRIVER_ROWS`, Spark writes them itself.
     """
     key, column = list(table.primary_key), table.partition_by[0]
     stale = affected.dropna(subset=key).select(*key).distinct()
     current = tables.read(facts.sparkSession, table, settings=settings)
     facts = tables.conform(facts, table)
-    parts = current.join(stale, key, "left_semi").select(column).unionByName(facts.select(column))
-    touched = sorted(r[0] for r in parts.distinct().collect() if r[0] is not None)
+    # The partitions, and the new rows per partition, in one job: with the rows the touched
+    # partitions hold now (counted from the Delta log's files, no job) they bound the write.
+    parts = current.join(stale, key, "left_semi").select(column, F.lit(0).alias("n"))
+    parts = parts.unionByName(facts.select(column, F.lit(1).alias("n")))
+    counts = {r[0]: r[1] for r in parts.groupBy(column).agg(F.sum("n")).collect()}
+    touched = sorted(value for value in counts if value is not None)
     if touched:
         where = tables.in_list(column, touched)
         kept = current.where(where).join(stale, key, "left_anti")
-        rows = kept.unionByName(facts.where(where)).toArrow()
-        tables.write_native(rows, table, mode="overwrite", where=where, settings=settings)
+        rows = kept.unionByName(facts.where(where))
+        held = tables.count_rows(table, pc.field(column).isin(touched), settings)
+        if held + sum(counts[value] for value in touched) <= DRIVER_ROWS:
+            tables.write_native(
+                rows.toArrow(), table, mode="overwrite", where=where, settings=settings
+            )
+        else:
+            tables.replace(rows, table, where, settings)
     return touched
 
 
