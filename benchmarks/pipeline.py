@@ -7,8 +7,13 @@ The city's deliveries of every feed (all eleven) are generated and ingested into
 
 1. the backfill: the 30 days built in order, three days per `build(first, last)`
    (`--chunk-days`; each chunk builds on the ones before it as day-by-day builds would), every
-   gate and model. On the default 4 GB driver a 7-day chunk spent its time in garbage
-   collection (207 full GCs in its first 40 minutes); 3 days build in about 6 minutes;
+   gate and model. All 30 days are in ODS before it starts, so the first chunk does most of
+   the work: the first registry delivery names every merchant, enterprise and station, and a
+   changed merchant (station, enterprise) affects its rows on every day delivered, so that
+   chunk builds the DWD facts of all 30 days (961 s with a 10 GB driver, 1012 s with the
+   default 4 GB, at scale 1, 2026-12-04). Past a million rows a fact table is written by
+   Spark, not through the driver (pipelines/dwd/affected.py `DRIVER_ROWS`): before that, this
+   chunk ran the 4 GB driver out of heap and an 8 GB one past `spark.driver.maxResultSize`;
 2. one city-day, as the city runs it: the next day's deliveries arrive, and `build(day, day)`
    brings them to the cockpit with 30 days of history in ODS and DWD;
 3. that day rebuilt (identical inputs, warm JVM).
