@@ -123,18 +123,19 @@ def replace_keys(
     stale = affected.dropna(subset=key).select(*key).distinct()
     current = tables.read(facts.sparkSession, table, settings=settings)
     facts = tables.conform(facts, table)
-    # The partitions, and the new rows per partition, in one job: with the rows the touched
+    # The touched partitions and the new rows in them, in one job; with the rows those
     # partitions hold now (counted from the Delta log's files, no job) they bound the write.
-    parts = current.join(stale, key, "left_semi").select(column, F.lit(0).alias("n"))
-    parts = parts.unionByName(facts.select(column, F.lit(1).alias("n")))
-    counts = {r[0]: r[1] for r in parts.groupBy(column).agg(F.sum("n")).collect()}
-    touched = sorted(value for value in counts if value is not None)
+    parts = current.join(stale, key, "left_semi").select(column, F.lit(0).alias("new"))
+    parts = parts.unionByName(facts.select(column, F.lit(1).alias("new")))
+    new = dict(parts.groupBy(column).agg(F.sum("new")).collect())
+    new.pop(None, None)
+    touched = sorted(new)
     if touched:
         where = tables.in_list(column, touched)
         kept = current.where(where).join(stale, key, "left_anti")
         rows = kept.unionByName(facts.where(where))
         held = tables.count_rows(table, pc.field(column).isin(touched), settings)
-        if held + sum(counts[value] for value in touched) <= DRIVER_ROWS:
+        if held + sum(new.values()) <= DRIVER_ROWS:
             tables.write_native(
                 rows.toArrow(), table, mode="overwrite", where=where, settings=settings
             )
