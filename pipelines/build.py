@@ -37,7 +37,13 @@ from citylake.settings import Settings, get_settings
 from citylake.spark import get_spark
 from pipelines import tables
 from pipelines.cached import cached, releasing
-from pipelines.dwd.affected import affected_rows, keys_of, replace_keys, replace_quarantine
+from pipelines.dwd.affected import (
+    affected_rows,
+    keys_of,
+    replace_keys,
+    replace_quarantine,
+    versions_since,
+)
 from pipelines.dwd.dimensions import build_district, build_industry, build_mcc
 from pipelines.dwd.enterprise import build_enterprise
 from pipelines.dwd.feed import write_feed_dimension
@@ -135,6 +141,9 @@ def _gate_rejects(
 # How transactions relate: a refund's `refund_of` and an original's `txn_id` are one namespace,
 # and a changed merchant affects every transaction of it (its district and sector may move).
 TXN_KEYS = {("txn_id",): "txn", ("refund_of",): "txn", ("merchant_id",): "merchant"}
+# A transaction is booked with the merchant version valid at its time (pipelines/dwd/
+# pay_transaction.py): a new version affects the transactions from its day on.
+TXN_AT = "txn_time"
 
 
 def _delivered_in(rows: DataFrame, start: dt.date | None, end: dt.date | None) -> DataFrame:
@@ -173,8 +182,12 @@ def build_dwd(
         transactions = _ods(spark, "ods_pay_transactions", versions, settings)
         rows = transactions
         if start is not None and end is not None:
-            changed = keys_of(
-                _delivered_in(registry, start, end), dwd_merchant, {("merchant_id",): "merchant"}
+            changed = versions_since(
+                _delivered_in(registry, start, end),
+                merchants_norm,
+                dwd_merchant,
+                "merchant_id",
+                "merchant",
             )
             rows = affected_rows(
                 transactions,
@@ -184,6 +197,7 @@ def build_dwd(
                 days=(start, end),
                 follow=frozenset({"txn"}),
                 seeds=changed,
+                at=TXN_AT,
                 settings=settings,
             )
         txn_norm = cached(normalize(rows, dwd_txn))
@@ -396,7 +410,7 @@ def fuel_dwd(
                 {("station_id",): "station"},
             )
             for name in FUEL_FACT_KEYS:
-                table, keys = fact_keys(name, settings)
+                table, keys, at = fact_keys(name, settings)
                 feed = contracts[name].feed
                 assert feed is not None
                 affected[name] = affected_rows(
@@ -407,6 +421,7 @@ def fuel_dwd(
                     days=(start, end),
                     follow=frozenset({name}),
                     seeds=changed,
+                    at=at,
                     settings=settings,
                 )
         normalized = {
@@ -547,7 +562,7 @@ def refresh_fact(
     with releasing():
         rows = everything
         if column is not None and start is not None and end is not None:
-            keys = fact_keys(ods_name, settings)[1]
+            _, keys, at = fact_keys(ods_name, settings)
             rows = affected_rows(
                 everything,
                 ods.feed.name,
@@ -555,6 +570,7 @@ def refresh_fact(
                 keys,
                 days=(start, end),
                 follow=frozenset(keys.values()),
+                at=at,
                 settings=settings,
             )
         normalized = cached(normalize(rows, table))
@@ -584,19 +600,20 @@ FEED_FACTS = {
 
 def fact_keys(
     ods_name: str, settings: Settings
-) -> tuple[TableContract, dict[tuple[str, ...], str]]:
-    """The DWD facts of a feed rebuilt by key, and how its lines relate (key columns to
-    namespace): what the line-key index holds for it and `affected_rows` follows."""
+) -> tuple[TableContract, dict[tuple[str, ...], str], str | None]:
+    """The DWD facts of a feed rebuilt by key, how its lines relate (key columns to
+    namespace), and the time its facts join a dimension's history at (None: they do not):
+    what the line-key index holds for it and `affected_rows` follows."""
     contracts = tables.contracts(settings)
     if ods_name == "ods_pay_transactions":
-        return contracts["dwd_pay_transaction"], TXN_KEYS
-    if ods_name in FUEL_FACT_KEYS:
+        return contracts["dwd_pay_transaction"], TXN_KEYS, TXN_AT
+    if ods_name in FUEL_FACT_KEYS:  # any version of a station makes it known: no time
         keys = {FUEL_FACT_KEYS[ods_name]: ods_name, ("station_id",): "station"}
-        return contracts[FUEL_TABLES[ods_name]], keys
+        return contracts[FUEL_TABLES[ods_name]], keys, None
     table = contracts[FEED_FACTS[ods_name][0]]
     feed = contracts[ods_name].feed
     assert feed is not None
-    return table, {tuple(table.primary_key): feed.name}
+    return table, {tuple(table.primary_key): feed.name}, None
 
 
 def index_lines(versions: dict[str, int], settings: Settings) -> None:
@@ -609,8 +626,8 @@ def index_lines(versions: dict[str, int], settings: Settings) -> None:
     for name in ("ods_pay_transactions", *FUEL_FACT_KEYS, *partitioned):
         feed = contracts[name].feed
         assert feed is not None
-        table, keys = fact_keys(name, settings)
-        feeds[feed.name] = FeedKeys(partial(_ods, spark, name, versions, settings), table, keys)
+        table, keys, at = fact_keys(name, settings)
+        feeds[feed.name] = FeedKeys(partial(_ods, spark, name, versions, settings), table, keys, at)
     index_deliveries(feeds, settings)
 
 

@@ -5,7 +5,8 @@ refund booking on its original's day, a re-delivered transaction, a refund that 
 its original, a transaction that arrives before its merchant, a merchant that moves district,
 refunds that together exceed their original, and an order whose re-delivery moves it to
 another day. Built day by day, the DWD tables and the quarantine must equal one build of all
-days; and the third day's build must read only the lines related to its deliveries.
+days; and a day's build must read only the lines related to its deliveries: a merchant's new
+registry version only its transactions from the version's day on.
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ import pytest
 
 from citylake.settings import Settings
 from pipelines import tables
-from pipelines.build import FEED_FACTS, TXN_KEYS, BuildResult, _ods, build_dwd, refresh_fact
+from pipelines.build import (
+    FEED_FACTS,
+    TXN_AT,
+    TXN_KEYS,
+    BuildResult,
+    _ods,
+    build_dwd,
+    refresh_fact,
+)
 from pipelines.dwd import affected
-from pipelines.dwd.affected import affected_rows, keys_of
+from pipelines.dwd.affected import affected_rows, keys_of, versions_since
 from pipelines.dwd.line_keys import INDEX, LINE, line_keys, rules_fingerprint
 from pipelines.ingest import ingest_file
+from pipelines.normalize import normalize
 from tests.payment_files import MERCHANT_HEADER, TXN_HEADER, merchant, txn, write
 
 pytestmark = pytest.mark.spark
@@ -47,6 +57,7 @@ REGISTRY = {
 TRANSACTIONS = {
     D5: [
         txn("T1", "M1", "2024-11-05T12:00:00+08:00", 1000),
+        txn("T6", "M1", "2024-11-05T10:00:00+08:00", 250),  # before M1's move: not touched by it
         txn("T2", "M2", "2024-11-05T13:00:00+08:00", 500),
         txn("T9", "M3", "2024-11-05T14:00:00+08:00", 700),  # merchant unknown until the 7th
         txn("RX", "M1", "2024-11-05T15:00:00+08:00", 200, status="refund", refund_of="T8"),
@@ -133,6 +144,7 @@ def test_day_by_day_builds_equal_one_build_of_every_day(
     assert "R3" not in txns  # with R1 it refunds more than T1 was
     assert txns["RX"][11] == str(D5) and txns["T9"][12] == "431103"  # booked, and found
     assert txns["T3"][12] == "431103"  # M1's district from the noon of the 6th
+    assert txns["T6"][12] == "431102"  # and before it
     orders = {r[0]: r[8] for r in incremental["dwd_merchant_order"]}
     assert orders == {"O1": str(D6), "O2": str(D5), "O3": str(D7)}
     reasons = sorted(r[6] for r in incremental["dwd_quarantine"] if r[0] == "pay_transactions")
@@ -166,6 +178,43 @@ def test_a_day_reads_only_the_lines_its_deliveries_relate_to(spark, lake: Settin
     assert ids == ["R1", "R2", "R3", "T1", "T2", "T2", "T3", "T4"]
 
 
+def test_a_merchant_version_affects_its_transactions_from_its_day_on(spark, lake: Settings) -> None:
+    for day in (D5, D6, D7):
+        _deliver(lake, day)
+    versions = {name: tables.version(spark, tables.contract(name, lake), lake) for name in (
+        "ods_pay_transactions", "ods_merchant_registry")}  # fmt: skip
+    registry = _ods(spark, "ods_merchant_registry", versions, lake)
+    merchants = tables.contract("dwd_merchant", lake)
+    changed = versions_since(
+        registry.where(F.col("_business_date") == D7),
+        normalize(registry, merchants),
+        merchants,
+        "merchant_id",
+        "merchant",
+    )
+    # M3's first version holds from the beginning of time; M1's move from the 6th.
+    assert sorted(tuple(r) for r in changed.collect()) == [
+        ("merchant\x1fM1", D6),
+        ("merchant\x1fM3", None),
+    ]
+    rows = affected_rows(
+        _ods(spark, "ods_pay_transactions", versions, lake),
+        "pay_transactions",
+        tables.contract("dwd_pay_transaction", lake),
+        TXN_KEYS,
+        days=(D7, D7),
+        follow=frozenset({"txn"}),
+        seeds=changed,
+        at=TXN_AT,
+        settings=lake,
+    )
+    ids = sorted(r.txn_id for r in rows.select("txn_id", *LINE).collect())
+    # The 7th's four lines; RX (T8's refund), T4 (R2's original), T1 and R1 (R3's original and
+    # its other refund); T9 of M3; T3 of M1 after its move. Not T6, M1's sale of the 5th, nor
+    # T2 of M2: the 7th's build leaves their day alone.
+    assert ids == ["R1", "R2", "R3", "RX", "T1", "T3", "T4", "T5", "T8", "T9"]
+
+
 def _indexed(lake: Settings) -> dict[str, set[str]]:
     """The index's deliveries, by key-rule fingerprint, read from its Delta log."""
     index = tables.ensure_native(tables.contract(INDEX, lake), lake)
@@ -184,7 +233,7 @@ def test_each_delivery_is_indexed_once_and_again_when_the_key_rules_change(
 
     def index() -> list[tuple]:
         rows = tables.read(spark, ods, settings=lake)
-        keys = line_keys(rows, "pay_transactions", table, TXN_KEYS, lake)
+        keys = line_keys(rows, "pay_transactions", table, TXN_KEYS, lake, TXN_AT)
         return sorted(tuple(map(str, r)) for r in keys.collect())
 
     def deliveries() -> set[str]:
@@ -194,11 +243,16 @@ def test_each_delivery_is_indexed_once_and_again_when_the_key_rules_change(
     for day in (D5, D6):
         _deliver(lake, day)
     first = index()
-    rules = rules_fingerprint(table, TXN_KEYS)
+    rules = rules_fingerprint(table, TXN_KEYS, TXN_AT, lake.timezone)
     assert _indexed(lake) == {rules: deliveries()}
+    # Another time zone dates the lines otherwise: an index of its own.
+    assert rules_fingerprint(table, TXN_KEYS, TXN_AT, "UTC") != rules
     # T1 of the 5th carries its id and its merchant; R1 of the 6th its id, T1 and M1.
     keys = {r[3].replace("\x1f", ":") for r in first}
-    assert {"txn:T1", "merchant:M1", "txn:R1"} <= keys and len(first) == 4 * 2 + 4 * 2 + 2
+    assert {"txn:T1", "merchant:M1", "txn:R1"} <= keys and len(first) == 5 * 2 + 4 * 2 + 2
+    # Each line dated by its txn_time, as normalization parses it (R1 by its own, not T1's).
+    dated = {(r[3].split("\x1f")[1], r[4]) for r in first}
+    assert {("T1", "2024-11-05"), ("R1", "2024-11-06"), ("T2", "2024-11-05")} <= dated
 
     version = tables.version(spark, tables.contract(INDEX, lake), lake)
     assert index() == first  # nothing new delivered: the index is read, not written

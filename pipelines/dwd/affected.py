@@ -11,6 +11,12 @@ dates they were delivered on. Its result equals a rebuild from all of ODS
 
 Keys live in namespaces: `txn_id` and `refund_of` are both transaction ids ("txn"), so a
 refund's `refund_of` finds its original and the original's id finds its other refunds.
+
+A dimension version delivered in the build's days (a merchant's registry line) seeds the lines
+of its key from the day the version holds on: a transaction is booked with the version valid at
+its time, so a merchant that moves district today changes its transactions from today, not the
+year it has traded before. Only a key's first version, which holds from the beginning of time,
+seeds every line of its key.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pyspark.sql import DataFrame
 from citylake.settings import Settings
 from pipelines import tables
 from pipelines.cached import cached
-from pipelines.dwd.line_keys import LINE, line_keys, tagged_keys
+from pipelines.dwd.line_keys import LINE, key_value, line_keys, tagged_keys
 from warehouse_layers.contract import TableContract
 
 _BROADCAST_KEYS = 2_000_000  # beyond this many keys a shuffle join beats shipping them
@@ -38,12 +44,34 @@ DRIVER_ROWS = 1_000_000
 def keys_of(
     rows: DataFrame, table: TableContract, keys: Mapping[tuple[str, ...], str]
 ) -> DataFrame:
-    """The distinct tagged keys (`_key`) that ODS `rows` carry, for every key in `keys`."""
+    """Seeds of `affected_rows`: the distinct tagged keys (`_key`) that ODS `rows` carry, for
+    every key in `keys`, each affecting every line of its key (`_since` null)."""
     return (
         rows.select(F.explode(F.array(*tagged_keys(table, keys))).alias("_key"))
         .where(F.col("_key").isNotNull())
         .distinct()
+        .withColumn("_since", F.lit(None).cast("date"))
     )
+
+
+def versions_since(
+    delivered: DataFrame, normalized: DataFrame, table: TableContract, key: str, namespace: str
+) -> DataFrame:
+    """Seeds of `affected_rows` from the ODS lines `delivered` of an SCD2 dimension
+    (`table`, its versions opened at `updated_at`) whose every normalized line is `normalized`:
+    each accepted line's tagged key (`_key`) and the first day the version it brings holds
+    (`_since`): its `updated_at` date, or null (every day) for the key's first version, which
+    holds from the beginning of time (pipelines/dwd/merchant.py). A version closes the one
+    before it at its own time, so nothing before that day changes. A rejected line makes no
+    version and seeds nothing."""
+    accepted = normalized.where(F.col("_reject").isNull())
+    first = accepted.groupBy(key).agg(F.min("updated_at").alias("_first"))
+    versions = accepted.join(first, key).select(
+        *LINE,
+        F.when(F.col("updated_at") > F.col("_first"), F.to_date("updated_at")).alias("_since"),
+    )
+    lines = delivered.select(*LINE, key_value(table, (key,), namespace).alias("_key"))
+    return lines.where(F.col("_key").isNotNull()).join(versions, LINE).select("_key", "_since")
 
 
 def _semi(rows: DataFrame, keys: DataFrame, on: str | list[str], size: int) -> DataFrame:
@@ -59,6 +87,7 @@ def affected_rows(
     days: tuple[dt.date, dt.date],
     follow: frozenset[str],
     seeds: DataFrame | None = None,
+    at: str | None = None,
     settings: Settings,
 ) -> DataFrame:
     """The rows that deliveries of the business `days` [first, last] carry, and every row of
@@ -66,28 +95,44 @@ def affected_rows(
 
     `keys` maps key columns (DWD names) to their namespace. The keys of the `follow`
     namespaces relate rows, to a fixed point: those a delivered row carries, then those that
-    every row found so far carries. Other namespaces are only looked up from `seeds`, once: a
-    changed merchant affects its transactions, but their merchants affect nothing further.
+    every row found so far carries. Other namespaces are only looked up from `seeds`
+    (`_key`, `_since`: `keys_of`, `versions_since`), once: a changed merchant affects its
+    transactions, but their merchants affect nothing further. A seed finds the lines of its key
+    whose date of the DWD time `at` (the time a fact joins the dimension's history at) is
+    `_since` or later; every line of its key when either is null.
     The keys come from the feed's line index (pipelines/dwd/line_keys.py), and only the
     business dates of the lines found are read from ODS.
     """
     first, last = days
     delivered = ods.where(tables.date_range_predicate("_business_date", first, last))
     # Scanned about five times below: cached once, as the parsed keys were before the index.
-    index = cached(line_keys(ods, feed, table, keys, settings))
+    index = cached(line_keys(ods, feed, table, keys, settings, at))
     in_follow = F.split("_key", "\x1f")[0].isin(sorted(follow))
     found = index.where(tables.date_range_predicate("_business_date", first, last))
-    found = found.where(in_follow).select("_key")
-    if seeds is not None:
-        found = found.unionByName(seeds.select("_key"))
-    found = cached(found.distinct())
+    found = cached(found.where(in_follow).select("_key").distinct())
     size = found.count()
+    seeded = None
+    if seeds is not None:
+        # A key delivered twice holds from its earliest version's day (every day if one is null).
+        since = seeds.groupBy("_key").agg(
+            F.when(F.count_if(F.col("_since").isNull()) == 0, F.min("_since")).alias("_since")
+        )
+        # Seeds are a dimension's deliveries of the range: few enough to ship to every task.
+        holds = F.col("_since").isNull() | F.col("_event_date").isNull()
+        seeded = cached(
+            index.join(F.broadcast(since), "_key")
+            .where(holds | (F.col("_event_date") >= F.col("_since")))
+            .select(*LINE, "_business_date")
+        )
     # A line carries one key of each entry of `keys`: with one followed entry and no seeds, the
     # lines found carry no key but the one they were found by, so the first step is the fixed
     # point and the job that would confirm it is skipped.
     settled = seeds is None and sum(ns in follow for ns in keys.values()) == 1
     while True:
-        lines = cached(_semi(index, found, "_key", size).select(*LINE, "_business_date").distinct())
+        lines = _semi(index, found, "_key", size).select(*LINE, "_business_date")
+        if seeded is not None:
+            lines = lines.unionByName(seeded)
+        lines = cached(lines.distinct())
         count = lines.count()
         if settled:
             break

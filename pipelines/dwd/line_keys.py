@@ -5,10 +5,15 @@ that shares them (pipelines/dwd/affected.py). Parsing the keys of every line eve
 on each build made its cost grow with the history held in ODS; the index `dwd_line_key`
 keeps each delivery's typed keys instead, written when a build first meets the delivery.
 
+Beside its keys, a line of a feed whose facts join a dimension's history at a time (a
+transaction is booked with the merchant version valid at its `txn_time`) carries that time's
+date: a changed dimension version then affects the lines from its date on, not every line of
+its key ever delivered (pipelines/dwd/affected.py).
+
 The index is partitioned by feed, key-rule fingerprint and delivery, so which deliveries it
 holds is read from the Delta log alone (no scan), and a change of the key rules (the contract
-rules of the key columns or the parsing code) makes a fresh index for the feed that replaces
-the old one.
+rules of the key and time columns or the parsing code) makes a fresh index for the feed that
+replaces the old one.
 """
 
 from __future__ import annotations
@@ -35,23 +40,33 @@ LINE = ["_delivery_id", "_source_line"]  # one ODS row: the delivery and the lin
 
 class FeedKeys(NamedTuple):
     """How a feed's lines relate: its committed ODS rows (made only when a delivery needs
-    indexing), the DWD table whose rules parse its key columns, and those key columns (DWD
-    names) with their namespaces."""
+    indexing), the DWD table whose rules parse its key columns, those key columns (DWD names)
+    with their namespaces, and the DWD time column its facts join a dimension's history at
+    (None: no such join)."""
 
     ods: Callable[[], DataFrame]
     table: TableContract
     keys: Mapping[tuple[str, ...], str]
+    at: str | None = None
 
 
-def rules_fingerprint(table: TableContract, keys: Mapping[tuple[str, ...], str]) -> str:
-    """What the keys of `keys` are parsed with: each key column's rule, and normalize.py and
-    the code standards it checks with, whose any change may change a typed key (a changed
-    comment costs one re-index)."""
+def rules_fingerprint(
+    table: TableContract,
+    keys: Mapping[tuple[str, ...], str],
+    at: str | None = None,
+    timezone: str = "",
+) -> str:
+    """What the keys of `keys` (and the date of the time `at`) are parsed with: each column's
+    rule, the session time zone that dates a time, and normalize.py and the code standards it
+    checks with, whose any change may change a typed key (a changed comment costs one
+    re-index)."""
 
     def rule(name: str) -> dict:
         return table.column(name).model_dump(mode="json", exclude={"description"})
 
     spec = [[namespace, [rule(c) for c in cols]] for cols, namespace in sorted(keys.items())]
+    if at is not None:  # a feed without one keeps the fingerprint it had before times came
+        spec.append(["@at", [rule(at)], timezone])
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, ensure_ascii=False).encode())
     for module in (normalize, standard_codes):
         digest.update(Path(module.__file__).read_bytes())
@@ -77,6 +92,16 @@ def key_value(table: TableContract, columns: tuple[str, ...], namespace: str) ->
     return F.when(~missing, F.concat_ws("\x1f", F.lit(namespace), *parts))
 
 
+def event_date(table: TableContract, at: str | None) -> Column:
+    """The date of the DWD time `at` of an ODS row as normalization will parse it (null when
+    it does not parse, or without `at`)."""
+    if at is None:
+        return F.lit(None).cast("date")
+    col = table.column(at)
+    assert col.rule is not None and col.source is not None, f"{table.name}.{at}"
+    return F.to_date(normalize.parse(col.rule, F.col(col.source), col).value)
+
+
 def _index_rows(ods: DataFrame, feed: str, rules: str, spec: FeedKeys, todo: dict) -> DataFrame:
     """The index rows of the deliveries `todo` (delivery id -> business date) of `ods`."""
     new = ods.where(tables.in_list("_business_date", sorted(set(todo.values())))).where(
@@ -88,6 +113,7 @@ def _index_rows(ods: DataFrame, feed: str, rules: str, spec: FeedKeys, todo: dic
         F.col("_delivery_id").alias("delivery_id"),
         F.col("_source_line").alias("source_line"),
         F.col("_business_date").alias("business_date"),
+        event_date(spec.table, spec.at).alias("event_date"),
         F.explode(F.array(*tagged_keys(spec.table, spec.keys))).alias("key"),
     ).where(F.col("key").isNotNull())
 
@@ -110,7 +136,7 @@ def index_deliveries(feeds: Mapping[str, FeedKeys], settings: Settings) -> None:
     delivered = list(zip(*columns, strict=True))
     appends = []
     for feed, spec in feeds.items():
-        rules = rules_fingerprint(spec.table, spec.keys)
+        rules = rules_fingerprint(spec.table, spec.keys, spec.at, settings.timezone)
         indexed = {d for f, r, d in held if f == feed and r == rules}
         todo = {d: day for f, d, day in delivered if f == feed and d not in indexed}
         if not todo:
@@ -130,18 +156,19 @@ def line_keys(
     table: TableContract,
     keys: Mapping[tuple[str, ...], str],
     settings: Settings,
+    at: str | None = None,
 ) -> DataFrame:
-    """(`_delivery_id`, `_source_line`, `_business_date`, `_key`) for every committed line of
-    the feed's `ods` rows, from the index, after indexing the deliveries it does not hold yet
-    (a build indexes every feed's at once before, `index_deliveries`).
+    """(`_delivery_id`, `_source_line`, `_business_date`, `_key`, `_event_date`) for every
+    committed line of the feed's `ods` rows, from the index, after indexing the deliveries it
+    does not hold yet (a build indexes every feed's at once before, `index_deliveries`).
 
     A line whose keys all fail to parse has no entry (normalization quarantines it). The index
     may hold deliveries newer than `ods` (a build of an older pinned version): their keys only
     ever add related lines, and only lines of `ods` are read in the end.
     """
-    index_deliveries({feed: FeedKeys(lambda: ods, table, keys)}, settings)
-    rules = rules_fingerprint(table, keys)
+    index_deliveries({feed: FeedKeys(lambda: ods, table, keys, at)}, settings)
+    rules = rules_fingerprint(table, keys, at, settings.timezone)
     held_rows = tables.read(ods.sparkSession, tables.contract(INDEX, settings), settings=settings)
     return held_rows.where((F.col("feed") == feed) & (F.col("rules") == rules)).select(
-        *[F.col(name[1:]).alias(name) for name in (*LINE, "_business_date", "_key")]
+        *[F.col(name[1:]).alias(name) for name in (*LINE, "_business_date", "_key", "_event_date")]
     )
