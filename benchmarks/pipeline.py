@@ -5,15 +5,18 @@
 The city's deliveries of every feed (all eleven) are generated and ingested into ODS first
 (not timed as the pipeline: ingestion has its own benchmark, benchmarks/ingest.py), then:
 
-1. the backfill: the 30 days built in order, three days per `build(first, last)`
-   (`--chunk-days`; each chunk builds on the ones before it as day-by-day builds would), every
-   gate and model. All 30 days are in ODS before it starts, so the first chunk does most of
-   the work: the first registry delivery names every merchant, enterprise and station, and a
-   changed merchant (station, enterprise) affects its rows on every day delivered, so that
-   chunk builds the DWD facts of all 30 days (961 s with a 10 GB driver, 1012 s with the
-   default 4 GB, at scale 1, 2026-12-04). Past a million rows a fact table is written by
-   Spark, not through the driver (pipelines/dwd/affected.py `DRIVER_ROWS`): before that, this
-   chunk ran the 4 GB driver out of heap and an 8 GB one past `spark.driver.maxResultSize`;
+1. the backfill: the 30 days built as `citylake build --from --to` builds a range, in one
+   `build(first, last)` with every gate and model (`--chunk-days N` builds them N days per
+   build instead, each on the ones before). All 30 days are in ODS before it starts, and the
+   first registry delivery names every merchant, enterprise and station, whose first version
+   affects its rows on every day delivered: so the first build makes the DWD facts of all 30
+   days whatever its range (961–1012 s for a 3-day chunk at scale 1, 2026-12-04/05). Past a
+   million rows a fact table is written by Spark, not through the driver (pipelines/dwd/
+   affected.py `DRIVER_ROWS`): before that, such a build ran the 4 GB driver out of heap and
+   an 8 GB one past `spark.driver.maxResultSize`. Chunks cost more in all: each later chunk's
+   registry changes (2 % of the merchants move district a day) rewrite the moved merchants'
+   transactions from the move on, through the 30th, so the later days' partitions are
+   rewritten once per chunk;
 2. one city-day, as the city runs it: the next day's deliveries arrive, and `build(day, day)`
    brings them to the cockpit with 30 days of history in ODS and DWD;
 3. that day rebuilt (identical inputs, warm JVM).
@@ -23,7 +26,7 @@ defaults (CITYLAKE_SPARK__DRIVER_MEMORY and the other settings apply; CITYLAKE_U
 builds the domain units one after another, not side by side). Every delivery is landed as a
 file here: the channels' own costs are measured in the ingest and channel tests, and the
 warehouse cannot tell the channels apart. Generating and ingesting 30 city-days takes
-about 15 minutes, so the ingested ODS and the next day's files are kept under
+7–9 minutes (393 s and 532 s), so the ingested ODS and the next day's files are kept under
 ./var/bench-pipeline-ods/ and reused by a later run with the same days and scale
 (`--fresh` ingests again).
 """
@@ -44,7 +47,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--backfill-days", type=int, default=30)
-    parser.add_argument("--chunk-days", type=int, default=3)
+    parser.add_argument(
+        "--chunk-days", type=int, default=0, help="days per build (0: the range in one build)"
+    )
     parser.add_argument("--fresh", action="store_true", help="ingest again, ignore a kept ODS")
     args = parser.parse_args()
 
@@ -101,7 +106,7 @@ def main() -> None:
     t = time.monotonic()
     first = START
     while first <= end:
-        last = min(end, first + dt.timedelta(days=max(1, args.chunk_days) - 1))
+        last = min(end, first + dt.timedelta(days=(args.chunk_days or days) - 1))
         began = time.monotonic()
         chunk = build(first, last)
         phase(f"  backfill chunk {first} … {last}", began)
