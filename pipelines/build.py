@@ -39,7 +39,6 @@ from pipelines import tables
 from pipelines.cached import cached, releasing
 from pipelines.dwd.affected import (
     affected_rows,
-    keys_of,
     replace_keys,
     replace_quarantine,
     versions_since,
@@ -403,12 +402,17 @@ def fuel_dwd(
     station_table = contracts["dwd_fuel_station"]
     with releasing():
         affected = dict(ods)
+        stations_norm = cached(normalize(ods["ods_fuel_stations"], station_table))
         if start is not None and end is not None:
-            changed = keys_of(
+            # A fuel fact asks only whether its station is known (any version): a station's
+            # first version changes its facts, on every day; a later version changes none.
+            changed = versions_since(
                 _delivered_in(ods["ods_fuel_stations"], start, end),
+                stations_norm,
                 station_table,
-                {("station_id",): "station"},
-            )
+                "station_id",
+                "station",
+            ).where(F.col("_since").isNull())
             for name in FUEL_FACT_KEYS:
                 table, keys, at = fact_keys(name, settings)
                 feed = contracts[name].feed
@@ -425,7 +429,9 @@ def fuel_dwd(
                     settings=settings,
                 )
         normalized = {
-            name: cached(normalize(affected[name], contracts[dwd]))
+            name: stations_norm
+            if name == "ods_fuel_stations"
+            else cached(normalize(affected[name], contracts[dwd]))
             for name, dwd in FUEL_TABLES.items()
         }
         if gates:

@@ -30,7 +30,7 @@ from pipelines.build import (
     refresh_fact,
 )
 from pipelines.dwd import affected
-from pipelines.dwd.affected import affected_rows, keys_of, versions_since
+from pipelines.dwd.affected import affected_rows, versions_since
 from pipelines.dwd.line_keys import INDEX, LINE, line_keys, rules_fingerprint
 from pipelines.ingest import ingest_file
 from pipelines.normalize import normalize
@@ -161,7 +161,9 @@ def test_a_day_reads_only_the_lines_its_deliveries_relate_to(spark, lake: Settin
     on_d6 = F.col("_business_date") == D6
     txn_table = tables.contract("dwd_pay_transaction", lake)
     merchants = tables.contract("dwd_merchant", lake)
-    changed = keys_of(registry.where(on_d6), merchants, {("merchant_id",): "merchant"})
+    changed = versions_since(
+        registry.where(on_d6), normalize(registry, merchants), merchants, "merchant_id", "merchant"
+    )
     rows = affected_rows(
         everything,
         "pay_transactions",
@@ -170,6 +172,7 @@ def test_a_day_reads_only_the_lines_its_deliveries_relate_to(spark, lake: Settin
         days=(D6, D6),
         follow=frozenset({"txn"}),
         seeds=changed,
+        at=TXN_AT,
         settings=lake,
     )
     ids = sorted(r.txn_id for r in rows.select("txn_id", *LINE).collect())

@@ -31,7 +31,7 @@ from pyspark.sql import DataFrame
 from citylake.settings import Settings
 from pipelines import tables
 from pipelines.cached import cached
-from pipelines.dwd.line_keys import LINE, key_value, line_keys, tagged_keys
+from pipelines.dwd.line_keys import LINE, key_value, line_keys
 from warehouse_layers.contract import TableContract
 
 _BROADCAST_KEYS = 2_000_000  # beyond this many keys a shuffle join beats shipping them
@@ -39,19 +39,6 @@ _BROADCAST_KEYS = 2_000_000  # beyond this many keys a shuffle join beats shippi
 # (~600 k transactions). More (a backfill's range) go by Spark's own writer, which streams from
 # the tasks: three days of transactions and fuel sales through a 4 GB driver ran out of heap.
 DRIVER_ROWS = 1_000_000
-
-
-def keys_of(
-    rows: DataFrame, table: TableContract, keys: Mapping[tuple[str, ...], str]
-) -> DataFrame:
-    """Seeds of `affected_rows`: the distinct tagged keys (`_key`) that ODS `rows` carry, for
-    every key in `keys`, each affecting every line of its key (`_since` null)."""
-    return (
-        rows.select(F.explode(F.array(*tagged_keys(table, keys))).alias("_key"))
-        .where(F.col("_key").isNotNull())
-        .distinct()
-        .withColumn("_since", F.lit(None).cast("date"))
-    )
 
 
 def versions_since(
@@ -96,7 +83,7 @@ def affected_rows(
     `keys` maps key columns (DWD names) to their namespace. The keys of the `follow`
     namespaces relate rows, to a fixed point: those a delivered row carries, then those that
     every row found so far carries. Other namespaces are only looked up from `seeds`
-    (`_key`, `_since`: `keys_of`, `versions_since`), once: a changed merchant affects its
+    (`_key`, `_since`: `versions_since`), once: a changed merchant affects its
     transactions, but their merchants affect nothing further. A seed finds the lines of its key
     whose date of the DWD time `at` (the time a fact joins the dimension's history at) is
     `_since` or later; every line of its key when either is null.
