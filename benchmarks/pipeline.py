@@ -10,13 +10,14 @@ The city's deliveries of every feed (all eleven) are generated and ingested into
    build instead, each on the ones before). All 30 days are in ODS before it starts, and the
    first registry delivery names every merchant, enterprise and station, whose first version
    affects its rows on every day delivered: so the first build makes the DWD facts of all 30
-   days whatever its range (961–1012 s for a 3-day chunk at scale 1, 2026-12-04/05). Past a
-   million rows a fact table is written by Spark, not through the driver (pipelines/dwd/
-   affected.py `DRIVER_ROWS`): before that, such a build ran the 4 GB driver out of heap and
-   an 8 GB one past `spark.driver.maxResultSize`. Chunks cost more in all: each later chunk's
-   registry changes (2 % of the merchants move district a day) rewrite the moved merchants'
-   transactions from the move on, through the 30th, so the later days' partitions are
-   rewritten once per chunk;
+   days whatever its range (at scale 1: 961-1012 s for a first 3-day chunk, 1348 s for one
+   build of all 30 days with their models; 2026-12-04/05). Past a million rows a fact table
+   is written by Spark, not through the driver (pipelines/dwd/affected.py `DRIVER_ROWS`):
+   before that, such a build ran the 4 GB driver out of heap and an 8 GB one past
+   `spark.driver.maxResultSize`. Chunks cost more in all: each later chunk's registry changes
+   (2 % of the merchants move district a day) rewrite the moved merchants' transactions from
+   the move on through the 30th, so the later days' partitions are rewritten once per chunk
+   (the second 3-day chunk took 360.8 s, when a move still rewrote the days before it too);
 2. one city-day, as the city runs it: the next day's deliveries arrive, and `build(day, day)`
    brings them to the cockpit with 30 days of history in ODS and DWD;
 3. that day rebuilt (identical inputs, warm JVM).
