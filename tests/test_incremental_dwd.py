@@ -151,67 +151,46 @@ def test_day_by_day_builds_equal_one_build_of_every_day(
     assert reasons == ["refund_exceeds_original"]  # RX's and T9's quarantine of the 5th is gone
 
 
-def test_a_day_reads_only_the_lines_its_deliveries_relate_to(spark, lake: Settings) -> None:
-    for day in (D5, D6, D7):
-        _deliver(lake, day)
-    versions = {name: tables.version(spark, tables.contract(name, lake), lake) for name in (
-        "ods_pay_transactions", "ods_merchant_registry")}  # fmt: skip
-    everything = _ods(spark, "ods_pay_transactions", versions, lake)
-    registry = _ods(spark, "ods_merchant_registry", versions, lake)
-    on_d6 = F.col("_business_date") == D6
-    txn_table = tables.contract("dwd_pay_transaction", lake)
-    merchants = tables.contract("dwd_merchant", lake)
-    changed = versions_since(
-        registry.where(on_d6), normalize(registry, merchants), merchants, "merchant_id", "merchant"
-    )
-    rows = affected_rows(
-        everything,
-        "pay_transactions",
-        txn_table,
-        TXN_KEYS,
-        days=(D6, D6),
-        follow=frozenset({"txn"}),
-        seeds=changed,
-        at=TXN_AT,
-        settings=lake,
-    )
-    ids = sorted(r.txn_id for r in rows.select("txn_id", *LINE).collect())
-    # The 6th's four lines, T1 (R1's original), T2's first version, and the other refunds of
-    # T1 (R3) and T4 (R2); no merchant changed on the 6th, so nothing else.
-    assert ids == ["R1", "R2", "R3", "T1", "T2", "T2", "T3", "T4"]
-
-
-def test_a_merchant_version_affects_its_transactions_from_its_day_on(spark, lake: Settings) -> None:
-    for day in (D5, D6, D7):
-        _deliver(lake, day)
+def _affected(spark, lake: Settings, day: dt.date) -> tuple[list[tuple], list[str]]:
+    """After the three days' deliveries: the merchant seeds of `day`'s registry delivery, and
+    the transaction ids a build of `day` reads (one per line), as the build finds them."""
+    for each in (D5, D6, D7):
+        _deliver(lake, each)
     versions = {name: tables.version(spark, tables.contract(name, lake), lake) for name in (
         "ods_pay_transactions", "ods_merchant_registry")}  # fmt: skip
     registry = _ods(spark, "ods_merchant_registry", versions, lake)
     merchants = tables.contract("dwd_merchant", lake)
+    on_day = registry.where(F.col("_business_date") == day)
     changed = versions_since(
-        registry.where(F.col("_business_date") == D7),
-        normalize(registry, merchants),
-        merchants,
-        "merchant_id",
-        "merchant",
+        on_day, normalize(registry, merchants), merchants, "merchant_id", "merchant"
     )
-    # M3's first version holds from the beginning of time; M1's move from the 6th.
-    assert sorted(tuple(r) for r in changed.collect()) == [
-        ("merchant\x1fM1", D6),
-        ("merchant\x1fM3", None),
-    ]
     rows = affected_rows(
         _ods(spark, "ods_pay_transactions", versions, lake),
         "pay_transactions",
         tables.contract("dwd_pay_transaction", lake),
         TXN_KEYS,
-        days=(D7, D7),
+        days=(day, day),
         follow=frozenset({"txn"}),
         seeds=changed,
         at=TXN_AT,
         settings=lake,
     )
-    ids = sorted(r.txn_id for r in rows.select("txn_id", *LINE).collect())
+    seeds = sorted(tuple(r) for r in changed.collect())
+    return seeds, sorted(r.txn_id for r in rows.select("txn_id", *LINE).collect())
+
+
+def test_a_day_reads_only_the_lines_its_deliveries_relate_to(spark, lake: Settings) -> None:
+    seeds, ids = _affected(spark, lake, D6)
+    # The 6th's four lines, T1 (R1's original), T2's first version, and the other refunds of
+    # T1 (R3) and T4 (R2); no merchant changed on the 6th, so nothing else.
+    assert seeds == []
+    assert ids == ["R1", "R2", "R3", "T1", "T2", "T2", "T3", "T4"]
+
+
+def test_a_merchant_version_affects_its_transactions_from_its_day_on(spark, lake: Settings) -> None:
+    seeds, ids = _affected(spark, lake, D7)
+    # M3's first version holds from the beginning of time; M1's move from the 6th.
+    assert seeds == [("merchant\x1fM1", D6), ("merchant\x1fM3", None)]
     # The 7th's four lines; RX (T8's refund), T4 (R2's original), T1 and R1 (R3's original and
     # its other refund); T9 of M3; T3 of M1 after its move. Not T6, M1's sale of the 5th, nor
     # T2 of M2: the 7th's build leaves their day alone.
