@@ -53,6 +53,8 @@ def main() -> None:
     )
     parser.add_argument("--fresh", action="store_true", help="ingest again, ignore a kept ODS")
     args = parser.parse_args()
+    if args.chunk_days < 0:
+        parser.error("--chunk-days must be 0 (the range in one build) or more")
 
     days = max(1, args.backfill_days)
     root = Path("var/bench-pipeline").resolve()

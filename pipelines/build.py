@@ -138,7 +138,7 @@ def _gate_rejects(
 
 
 # How transactions relate: a refund's `refund_of` and an original's `txn_id` are one namespace,
-# and a changed merchant affects every transaction of it (its district and sector may move).
+# and a changed merchant affects its transactions (its district and sector may move).
 TXN_KEYS = {("txn_id",): "txn", ("refund_of",): "txn", ("merchant_id",): "merchant"}
 # A transaction is booked with the merchant version valid at its time (pipelines/dwd/
 # pay_transaction.py): a new version affects the transactions from its day on.

@@ -105,11 +105,10 @@ def affected_rows(
             F.when(F.count_if(F.col("_since").isNull()) == 0, F.min("_since")).alias("_since")
         )
         # Seeds are a dimension's deliveries of the range: few enough to ship to every task.
-        holds = F.col("_since").isNull() | F.col("_event_date").isNull()
+        # Either date null (every day; an undated line) makes the comparison null: kept.
+        from_since = F.coalesce(F.col("_event_date") >= F.col("_since"), F.lit(True))
         seeded = cached(
-            index.join(F.broadcast(since), "_key")
-            .where(holds | (F.col("_event_date") >= F.col("_since")))
-            .select(*LINE, "_business_date")
+            index.join(F.broadcast(since), "_key").where(from_since).select(*LINE, "_business_date")
         )
     # A line carries one key of each entry of `keys`: with one followed entry and no seeds, the
     # lines found carry no key but the one they were found by, so the first step is the fixed

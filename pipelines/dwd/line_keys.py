@@ -51,10 +51,7 @@ class FeedKeys(NamedTuple):
 
 
 def rules_fingerprint(
-    table: TableContract,
-    keys: Mapping[tuple[str, ...], str],
-    at: str | None = None,
-    timezone: str = "",
+    table: TableContract, keys: Mapping[tuple[str, ...], str], at: str | None, timezone: str
 ) -> str:
     """What the keys of `keys` (and the date of the time `at`) are parsed with: each column's
     rule, the session time zone that dates a time, and normalize.py and the code standards it
