@@ -163,8 +163,8 @@ def build_dwd(
 
     The merchant dimension (small, SCD2) is rebuilt whole. Transactions are rebuilt for the
     rows that the deliveries of the range affect (pipelines/dwd/affected.py); the days those
-    rows book on are rewritten, including days before the range that late refunds book back
-    on (`result.days`, restated downstream).
+    rows book on are replaced where they changed and restated downstream, including days
+    before the range that late refunds book back on (`result.days`).
     """
     settings = settings or get_settings()
     spark = get_spark(settings)
@@ -552,9 +552,9 @@ def refresh_fact(
 ) -> bool:
     """One feed's DWD table behind the ODS→DWD gate; False when the feed never delivered.
 
-    A partitioned table is rebuilt for the keys that the deliveries of [start, end] carry and
-    rewrites the partitions those keys touch (a superseding tax delivery for 202405 delivered
-    in July rewrites 202405); the DWD→DWS gate checks those partitions. An unpartitioned one
+    A partitioned table is rebuilt for the keys that the deliveries of [start, end] carry, in
+    the partitions those keys touch (a superseding tax delivery for 202405 delivered in July
+    replaces rows of 202405); the DWD→DWS gate checks those partitions. An unpartitioned one
     (a dimension with history) is rewritten whole.
     """
     ods = tables.contract(ods_name, settings)

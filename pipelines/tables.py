@@ -328,6 +328,40 @@ def write_native(
         )
 
 
+CHANGE = "_change"  # the column of a row change: insert, update or delete (`merge_native`)
+
+
+def merge_native(changes: pa.Table, table: TableContract, settings: Settings | None = None) -> None:
+    """Apply row changes to a partitioned table in one Delta commit through delta-rs: each
+    row of `changes` is a contract row and its `_change`. A row is found by its primary key in
+    its partition: an `update` replaces it, a `delete` removes it, an `insert` adds it (a row
+    that moves partition is a delete there and an insert here).
+
+    Only the files holding an updated or deleted row are rewritten, so a late refund adds its
+    row to its original's day instead of rewriting the day; changes that are all inserts are
+    a plain append."""
+    kinds = set(changes.column(CHANGE).to_pylist())
+    if unknown := kinds - {"insert", "update", "delete"}:
+        raise ValueError(f"merge_native: unknown changes {sorted(unknown)}")
+    rows = conform_arrow(changes, table)
+    if kinds <= {"insert"}:
+        if rows.num_rows:
+            write_native(rows, table, mode="append", settings=settings)
+        return
+    source = rows.append_column(CHANGE, changes.column(CHANGE).cast(pa.string()))
+    on = " AND ".join(f"t.{c} = s.{c}" for c in (*table.primary_key, *table.partition_by))
+    with _writer(table_path(table, settings)):
+        # Not streamed: the source's partition values then prune the target's files scanned.
+        (
+            ensure_native(table, settings)
+            .merge(source, on, source_alias="s", target_alias="t", streamed_exec=False)
+            .when_matched_delete(f"s.{CHANGE} = 'delete'")
+            .when_matched_update_all(f"s.{CHANGE} = 'update'", except_cols=[CHANGE])
+            .when_not_matched_insert_all(f"s.{CHANGE} = 'insert'", except_cols=[CHANGE])
+            .execute()
+        )
+
+
 def replace_small(df: DataFrame, table: TableContract, settings: Settings | None = None) -> bool:
     """Overwrite a small table (a dimension, rebuilt whole) through delta-rs, and only when its
     rows changed: most builds leave the code lists and most dimensions as they were, and an

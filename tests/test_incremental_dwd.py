@@ -248,3 +248,51 @@ def test_each_delivery_is_indexed_once_and_again_when_the_key_rules_change(
     monkeypatch.setattr("pipelines.dwd.line_keys.rules_fingerprint", lambda *_: "other")
     assert index() == later
     assert _indexed(lake) == {"other": deliveries()}
+
+
+def _facts(spark, table, rows: list[dict]):  # type: ignore[no-untyped-def]
+    """dwd_pay_transaction rows: each `rows` entry's columns over a plain sale's."""
+    at = dt.datetime(2024, 11, 5, 12, tzinfo=dt.UTC)
+    plain = {
+        "merchant_id": "M1", "txn_time": at, "amount_fen": 100, "channel": "wechat",
+        "status": "success", "refund_of": None, "payer_region_code": None,
+        "terminal_id": None, "updated_at": at, "biz_date": D5, "booked_date": D5,
+        "district_code": "431102", "sector": "catering", "booked_channel": "wechat",
+        "gross_fen": 100, "refund_fen": 0, "counts_as_txn": True, "_delivery_id": "d1",
+        "_source_file": "f.csv", "_source_line": 1,
+    }  # fmt: skip
+    filled = [plain | row for row in rows]
+    return tables.from_columns(
+        spark, {c.name: [r[c.name] for r in filled] for c in table.columns}, table
+    )
+
+
+def test_a_rewrite_commits_only_the_rows_that_changed(spark, lake: Settings) -> None:
+    """A late refund appends its row to its original's day; the same rows again commit
+    nothing; a changed row is updated in place, a moved one leaves its old day, a key with no
+    row any more leaves the table: the partitions those keys touch are returned each time."""
+    table = tables.contract("dwd_pay_transaction", lake)
+    native = lambda: tables.ensure_native(table, lake)  # noqa: E731
+    a, b, c = {"txn_id": "A"}, {"txn_id": "B"}, {"txn_id": "C", "booked_date": D6}
+    rows = _facts(spark, table, [a, b, c])
+    assert affected.replace_keys(rows, rows, table, lake) == [D5, D6]
+    first = native().version()
+
+    assert affected.replace_keys(rows, rows, table, lake) == [D5, D6]
+    assert native().version() == first  # nothing differs: no commit
+
+    refund = _facts(spark, table, [{"txn_id": "R", "status": "refund", "refund_of": "A"}])
+    assert affected.replace_keys(refund, refund, table, lake) == [D5]
+    last = native().history(1)[0]
+    assert last["operation"] == "WRITE" and last["operationParameters"]["mode"] == "Append"
+
+    changed = _facts(spark, table, [a | {"district_code": "431103"}, b | {"booked_date": D6}])
+    keys = _facts(spark, table, [a, b, c])  # C is affected but has no row now (quarantined)
+    assert affected.replace_keys(changed, keys, table, lake) == [D5, D6]
+    assert native().history(1)[0]["operation"] == "MERGE"
+    held = tables.read_native(table, settings=lake).to_pylist()
+    assert sorted((r["txn_id"], r["booked_date"], r["district_code"]) for r in held) == [
+        ("A", D5, "431103"),
+        ("B", D6, "431102"),
+        ("R", D5, "431102"),
+    ]

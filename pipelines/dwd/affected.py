@@ -24,20 +24,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-import pyarrow.compute as pc
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
 from citylake.settings import Settings
 from pipelines import tables
-from pipelines.cached import cached
+from pipelines.cached import cached, releasing
 from pipelines.dwd.line_keys import LINE, key_value, line_keys
 from warehouse_layers.contract import TableContract
 
 _BROADCAST_KEYS = 2_000_000  # beyond this many keys a shuffle join beats shipping them
-# Rows a fact write takes through the driver to delta-rs: a city-day of scale 1's busiest feed
-# (~600 k transactions). More (a backfill's range) go by Spark's own writer, which streams from
-# the tasks: three days of transactions and fuel sales through a 4 GB driver ran out of heap.
+# Rows of the keys a fact write replaces, old and new, up to which the driver diffs them and
+# delta-rs commits the changes: a city-day of scale 1's busiest feed (~600 k transactions).
+# More (a backfill's range) go by Spark's own writer, which streams from the tasks: three days
+# of transactions and fuel sales through a 4 GB driver ran out of heap.
 DRIVER_ROWS = 1_000_000
 
 
@@ -145,34 +145,57 @@ def replace_keys(
     rows, in one commit.
 
     A key whose row moved to another day, or is now quarantined, leaves its old partition too.
-    Rewrites exactly the partitions that old or new rows touch and returns their values (sorted).
-    Spark computes the partitions' new rows in one job and delta-rs commits them: a day of a
-    feed's facts is small, and a Spark Delta write spent seconds per table on scheduling, log
-    replay and checkpoints (issue #4). Past `DRIVER_ROWS`, Spark writes them itself.
+    Returns the partitions that old or new rows of those keys touch (sorted): what the gates
+    check and the models restate, whether or not a row there changed, so a rerun after a crash
+    between DWD and the models restates the same days.
+
+    Only the rows that differ are written (`row_changes`), by delta-rs from the driver: a
+    city-day's late refunds add their rows to their originals' days rather than rewriting those
+    days, and a rebuild with the same inputs writes nothing. Past `DRIVER_ROWS` rows of those
+    keys (a backfill's range), Spark rewrites the touched partitions itself.
     """
     key, column = list(table.primary_key), table.partition_by[0]
     stale = affected.dropna(subset=key).select(*key).distinct()
     current = tables.read(facts.sparkSession, table, settings=settings)
     facts = tables.conform(facts, table)
-    # The touched partitions and the new rows in them, in one job; with the rows those
-    # partitions hold now (counted from the Delta log's files, no job) they bound the write.
-    parts = current.join(stale, key, "left_semi").select(column, F.lit(0).alias("new"))
-    parts = parts.unionByName(facts.select(column, F.lit(1).alias("new")))
-    new = dict(parts.groupBy(column).agg(F.sum("new")).collect())
-    new.pop(None, None)
-    touched = sorted(new)
-    if touched:
-        where = tables.in_list(column, touched)
-        kept = current.where(where).join(stale, key, "left_anti")
-        rows = kept.unionByName(facts.where(where))
-        held = tables.count_rows(table, pc.field(column).isin(touched), settings)
-        if held + sum(new.values()) <= DRIVER_ROWS:
-            tables.write_native(
-                rows.toArrow(), table, mode="overwrite", where=where, settings=settings
-            )
-        else:
-            tables.replace(rows, table, where, settings)
+    with releasing():  # `old` is stale once written: not left cached for a later read
+        old = cached(current.join(stale, key, "left_semi"))
+        # Per touched partition, the rows of those keys there now and to be, in one job.
+        parts = old.select(column, F.lit(0).alias("new")).unionByName(
+            facts.select(column, F.lit(1).alias("new"))
+        )
+        counts = {
+            part: rows for part, rows in parts.groupBy(column).count().collect() if part is not None
+        }
+        touched = sorted(counts)
+        if touched and sum(counts.values()) <= DRIVER_ROWS:
+            tables.merge_native(row_changes(old, facts, table).toArrow(), table, settings)
+        elif touched:
+            where = tables.in_list(column, touched)
+            kept = current.where(where).join(stale, key, "left_anti")
+            tables.replace(kept.unionByName(facts.where(where)), table, where, settings)
     return touched
+
+
+def row_changes(old: DataFrame, new: DataFrame, table: TableContract) -> DataFrame:
+    """The changes that turn the `old` rows of some keys into the `new` rows of the same keys
+    (`tables.merge_native`): rows alike in every column are left alone; a key only new is an
+    insert, only old a delete, in both an update (a delete and an insert when its partition
+    moved)."""
+    key, column = list(table.primary_key), table.partition_by[0]
+    names = [c.name for c in table.columns]
+    pairs = old.select(*key, F.struct(*names).alias("_old")).join(
+        new.select(*key, F.struct(*names).alias("_new")), key, "full_outer"
+    )
+    pairs = pairs.where(~F.col("_old").eqNullSafe(F.col("_new")))
+    was, now = F.col("_old"), F.col("_new")
+    moved = was.isNotNull() & now.isNotNull() & ~was[column].eqNullSafe(now[column])
+    kind = F.when(was.isNull() | moved, "insert").otherwise("update")
+    upserts = pairs.where(now.isNotNull()).select("_new.*", kind.alias(tables.CHANGE))
+    deletes = pairs.where(was.isNotNull() & (now.isNull() | moved)).select(
+        "_old.*", F.lit("delete").alias(tables.CHANGE)
+    )
+    return upserts.unionByName(deletes)
 
 
 def replace_quarantine(
