@@ -340,7 +340,7 @@ def merge_native(changes: pa.Table, table: TableContract, settings: Settings | N
     Only the files holding an updated or deleted row are rewritten, so a late refund adds its
     row to its original's day instead of rewriting the day; changes that are all inserts are
     a plain append."""
-    kinds = set(changes.column(CHANGE).to_pylist())
+    kinds = set(pc.unique(changes.column(CHANGE)).to_pylist())  # not one per row
     if unknown := kinds - {"insert", "update", "delete"}:
         raise ValueError(f"merge_native: unknown changes {sorted(unknown)}")
     rows = conform_arrow(changes, table)
