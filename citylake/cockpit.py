@@ -34,6 +34,7 @@ from citylake.settings import PROJECT_ROOT, Settings, get_settings
 COCKPIT_DIR = PROJECT_ROOT / "cockpit"
 RENDER_SCRIPT = COCKPIT_DIR / "render.py"
 DATABASE_NAME = "citylake Trino"
+TABLE_ROWS = 1000  # a table chart's rows by default: paged 10 at a time and searched in the browser
 _NAMESPACE = uuid.UUID("5d1b1f4e-6c1a-4f0e-9a57-c17c0c0c4e11")  # citylake's cockpit assets
 _VIZ = {
     "big_number": "big_number_total",
@@ -91,7 +92,12 @@ class Chart(BaseModel):
     order_by: list[tuple[str, Literal["asc", "desc"]]] = Field(default_factory=list)
     where: str | None = Field(default=None, description="SQL filter on the table's rows.")
     format: str = Field(default="SMART_NUMBER", description="d3 number format of values.")
-    row_limit: int = 1000
+    row_limit: int | None = Field(
+        default=None,
+        description="Most rows the chart's query returns. Default: a table's first 1,000 (paged "
+        "and searched in the browser); every other kind all its rows up to Superset's cap, since "
+        "a line or bar cut short would show a partial year as if it were whole.",
+    )
     row: int = 1
     width: int = Field(default=12, ge=1, le=12)
 
@@ -107,6 +113,12 @@ class Chart(BaseModel):
         if not needs[self.kind]:
             raise ValueError(f"chart {self.name!r}: a {self.kind} lacks its fields")
         return self
+
+    @property
+    def limit(self) -> int:
+        if self.row_limit is not None:
+            return self.row_limit
+        return TABLE_ROWS if self.kind == "table" else superset.ROW_LIMIT
 
     def referenced(self) -> set[str]:
         cols = {*self.series, *self.groupby, *self.columns, *(c for c, _ in self.order_by)}
@@ -243,7 +255,7 @@ def _form_data(chart: Chart) -> dict[str, Any]:
             "time_grain_sqla": chart.grain,
             "metrics": [m.adhoc() for m in chart.metrics],
             "groupby": chart.series,
-            "row_limit": chart.row_limit,
+            "row_limit": chart.limit,
             "order_desc": True,
             "truncate_metric": True,
             "show_legend": True,
@@ -263,7 +275,7 @@ def _form_data(chart: Chart) -> dict[str, Any]:
         form |= {
             "groupby": chart.groupby,
             "metric": chart.metric.adhoc(),  # type: ignore[union-attr]
-            "row_limit": chart.row_limit,
+            "row_limit": chart.limit,
             "sort_by_metric": True,
             "show_labels": True,
             "label_type": "key_percent",
@@ -281,7 +293,7 @@ def _form_data(chart: Chart) -> dict[str, Any]:
             "groupby": chart.groupby,
             "metrics": [m.adhoc() for m in chart.metrics],
             "order_by_cols": [json.dumps([c, d == "asc"]) for c, d in chart.order_by],
-            "row_limit": chart.row_limit,
+            "row_limit": chart.limit,
             "server_page_length": 10,
             "include_search": True,
             "show_cell_bars": True,
@@ -323,7 +335,7 @@ def _query_context(chart: Chart, form: dict[str, Any]) -> dict[str, Any]:
         "metrics": metrics,
         "orderby": orderby,
         "annotation_layers": [],
-        "row_limit": chart.row_limit,
+        "row_limit": chart.limit,
         "series_limit": 0,
         "order_desc": True,
         "url_params": {},

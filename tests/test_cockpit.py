@@ -78,6 +78,23 @@ def test_bundle_is_stable_and_follows_the_contracts(lake: Settings) -> None:
     )
 
 
+def test_a_year_of_a_daily_line_is_not_cut_short(lake: Settings) -> None:
+    # A year of 每日净交易额 is 366 days × 6 sectors: at the old 1,000-row cap the chart's query
+    # kept the 1,000 largest points and drew a year with holes (benchmarks/cockpit.py --year).
+    charts = [c for board in cockpit.dashboards() for c in board.charts]
+    daily = next(c for c in charts if c.kind == "line" and c.grain == "P1D")
+    assert daily.limit >= 366 * 6
+    assert daily.limit == superset.ROW_LIMIT
+    bundle = _bundle_files(lake)
+    drawn = next(
+        v for k, v in bundle.items() if k.startswith("charts/") and v["slice_name"] == daily.name
+    )
+    assert drawn["params"]["row_limit"] == superset.ROW_LIMIT
+    assert json.loads(drawn["query_context"])["queries"][0]["row_limit"] == superset.ROW_LIMIT
+    tables = [c for c in charts if c.kind == "table"]
+    assert tables and all(c.limit == cockpit.TABLE_ROWS for c in tables)
+
+
 def test_a_chart_on_an_unknown_column_is_refused(lake: Settings) -> None:
     board = cockpit.Dashboard(
         slug="x",
