@@ -471,6 +471,30 @@ if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
 
 
+maintain_app = typer.Typer(help="Upkeep of the warehouse's tables.", no_args_is_help=True)
+app.add_typer(maintain_app, name="maintain")
+
+
+@maintain_app.command("compact")
+def maintain_compact(
+    table: Annotated[list[str] | None, typer.Option(help="Only this table (repeatable)")] = None,
+) -> None:
+    """Rewrite the small files of the DWD, DWS and ADS partitions into fewer (no row changes)."""
+    from pipelines.maintenance import compact
+
+    try:
+        done = compact(table or (), get_settings())
+    except ValueError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2) from exc
+    report = Table("table", "partitions", "files removed", "files added", "note")
+    for c in done:
+        report.add_row(
+            c.table, str(c.partitions), str(c.files_removed), str(c.files_added), c.skipped or ""
+        )
+    console.print(report)
+
+
 models_app = typer.Typer(help="The DWS/ADS models (SQLMesh) in models/.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

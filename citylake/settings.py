@@ -208,6 +208,12 @@ class AirflowSettings(BaseModel):
     max_retry_delay_seconds: float = Field(
         default=600.0, ge=0, description="Longest wait between two tries."
     )
+    compact_schedule: str = Field(
+        default="0 4 * * 0",
+        description="Cron (Beijing time) of the DAG citylake_maintenance, which compacts the "
+        "small files of the DWD, DWS and ADS partitions (pipelines/maintenance.py): Sunday 04:00, "
+        "after the night's feeds.",
+    )
 
     @property
     def url(self) -> str:

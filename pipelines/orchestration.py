@@ -289,6 +289,40 @@ def access_rules_dag(settings: Settings, defaults: Json) -> DAG:
     return dag
 
 
+MAINTENANCE_DAG = "citylake_maintenance"
+
+
+def maintenance_dag(settings: Settings, defaults: Json) -> DAG:
+    """The warehouse's upkeep: compaction of the small files that row-level fact writes leave
+    (pipelines/maintenance.py), in the Spark pool's one slot so no build writes meanwhile."""
+    with DAG(
+        dag_id=MAINTENANCE_DAG,
+        schedule=CronDataIntervalTimetable(settings.airflow.compact_schedule, timezone=TIMEZONE),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=defaults,
+        tags=["citylake", "maintenance"],
+        doc_md=(
+            "### Compaction of the DWD, DWS and ADS partitions\n\n"
+            "Each partition's small files (a late refund's appended row, for one) are rewritten "
+            "into fewer; no row changes and time travel still reads every old version. ODS and "
+            "the tables the quality scorecard pins are left alone: their versions are recorded."
+        ),
+    ) as dag:
+
+        @task(task_id="compact", pool=SPARK_POOL)
+        def compact() -> list[dict[str, Any]]:
+            from dataclasses import asdict
+
+            from pipelines.maintenance import compact
+
+            return [asdict(c) for c in compact()]
+
+        compact()
+    return dag
+
+
 def generate(contracts_dir: Path | None = None) -> dict[str, DAG]:
     """Every DAG the contracts under `contracts_dir` (default: the settings') describe."""
     settings = get_settings()
@@ -301,4 +335,5 @@ def generate(contracts_dir: Path | None = None) -> dict[str, DAG]:
         if inputs:  # a domain whose feeds no DWD table reads yet has no layers to build
             dags.append(layer_dag(domain, inputs, defaults))
     dags.append(access_rules_dag(settings, defaults))
+    dags.append(maintenance_dag(settings, defaults))
     return {d.dag_id: d for d in dags}

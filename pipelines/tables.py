@@ -16,7 +16,7 @@ import datetime as dt
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -360,6 +360,18 @@ def merge_native(changes: pa.Table, table: TableContract, settings: Settings | N
             .when_not_matched_insert_all(f"s.{CHANGE} = 'insert'", except_cols=[CHANGE])
             .execute()
         )
+
+
+def compact_native(table: TableContract, settings: Settings | None = None) -> dict[str, Any]:
+    """Rewrite each partition's small files (under delta-rs's 100 MB target) into fewer, in one
+    Delta commit that changes no row (`dataChange` false, so a reader's version-pinned time
+    travel still finds the old files); a partition of one file is left alone. Returns
+    delta-rs's metrics (`numFilesRemoved`, `numFilesAdded`, `partitionsOptimized`, ...).
+
+    Raises delta-rs's CommitFailedError when another process rewrote or deleted one of those
+    files meanwhile: nothing is committed then, and the next run compacts what is left."""
+    with _writer(table_path(table, settings)):  # not beside a build's commit in this process
+        return ensure_native(table, settings).optimize.compact()
 
 
 def replace_small(df: DataFrame, table: TableContract, settings: Settings | None = None) -> bool:
