@@ -257,26 +257,38 @@ def layer_dag(domain: str, inputs: list[TableContract], defaults: Json) -> DAG:
     return dag
 
 
+def upkeep_dag(dag_id: str, cron: str, tag: str, doc_md: str, defaults: Json) -> DAG:
+    """A DAG of the platform's own upkeep on a cron in Beijing time: one run at a time, no
+    catch-up of missed periods (a later run does the work of the ones it skipped)."""
+    return DAG(
+        dag_id=dag_id,
+        schedule=CronDataIntervalTimetable(cron, timezone=TIMEZONE),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=defaults,
+        tags=["citylake", tag],
+        doc_md=doc_md,
+    )
+
+
 ACCESS_RULES_DAG = "citylake_access_rules"
 
 
 def access_rules_dag(settings: Settings, defaults: Json) -> DAG:
     """Trino's access rules regenerated from the grants in force on a schedule, so an expired
     grant closes in SQL without anyone running `citylake access` (catalog/trino_rules.py)."""
-    with DAG(
-        dag_id=ACCESS_RULES_DAG,
-        schedule=CronDataIntervalTimetable(settings.access.rules_schedule, timezone=TIMEZONE),
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=defaults,
-        tags=["citylake", "access"],
-        doc_md=(
+    with upkeep_dag(
+        ACCESS_RULES_DAG,
+        settings.access.rules_schedule,
+        "access",
+        (
             "### Trino access rules from the grants in force\n\n"
             "Rewrites the file-based access rules Trino rereads every "
             f"{settings.access.trino_refresh_seconds} s: departments keep exactly the ADS "
             "tables of their active grants; an expired grant drops out at this run."
         ),
+        defaults,
     ) as dag:
 
         @task(task_id="write_rules")
@@ -295,20 +307,17 @@ MAINTENANCE_DAG = "citylake_maintenance"
 def maintenance_dag(settings: Settings, defaults: Json) -> DAG:
     """The warehouse's upkeep: compaction of the small files that row-level fact writes leave
     (pipelines/maintenance.py), in the Spark pool's one slot so no build writes meanwhile."""
-    with DAG(
-        dag_id=MAINTENANCE_DAG,
-        schedule=CronDataIntervalTimetable(settings.airflow.compact_schedule, timezone=TIMEZONE),
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=defaults,
-        tags=["citylake", "maintenance"],
-        doc_md=(
+    with upkeep_dag(
+        MAINTENANCE_DAG,
+        settings.airflow.compact_schedule,
+        "maintenance",
+        (
             "### Compaction of the DWD, DWS and ADS partitions\n\n"
             "Each partition's small files (a late refund's appended row, for one) are rewritten "
             "into fewer; no row changes and time travel still reads every old version. ODS and "
             "the tables the quality scorecard pins are left alone: their versions are recorded."
         ),
+        defaults,
     ) as dag:
 
         @task(task_id="compact", pool=SPARK_POOL)
