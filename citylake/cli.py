@@ -217,6 +217,9 @@ def build(
     end: Annotated[dt.datetime | None, typer.Option("--to", formats=["%Y-%m-%d"])] = None,
 ) -> None:
     """Run DWD → DWS → ADS for a date range (default: every day present), behind quality gates."""
+    from citylake.spark import start_in_background
+
+    start_in_background()  # the JVM starts while the pipelines import
     from pipelines.build import build as run_build
     from quality.gate import GateBlocked, collecting
 
@@ -404,6 +407,9 @@ def demo(
     start: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"])] = dt.datetime(2024, 11, 5),
 ) -> None:
     """Generate data, ingest every delivery, build every layer, print the reconciliation."""
+    from citylake.spark import start_in_background
+
+    start_in_background()  # the JVM starts while the city's data is generated
     from pipelines.demo import run_demo
 
     began = time.monotonic()

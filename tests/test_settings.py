@@ -304,3 +304,28 @@ def test_importing_citylake_spark_starts_no_jvm() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.spark
+def test_a_session_started_in_the_background_is_the_one_the_build_gets(tmp_path: Path) -> None:
+    # The CLI and the Airflow tasks start the JVM on a thread while the pipelines import; the
+    # build's own get_spark then waits for that start and gets that session, not a second one.
+    code = (
+        "import threading\n"
+        "from citylake.spark import get_spark, start_in_background\n"
+        "start_in_background()\n"
+        "assert any(t.name == 'spark-start' for t in threading.enumerate())\n"
+        "import pipelines.build\n"
+        "spark = get_spark()\n"
+        "assert spark.range(3).count() == 3\n"
+        "from pyspark import SparkContext\n"
+        "assert SparkContext._active_spark_context is spark.sparkContext\n"
+        "print(spark.sparkContext.applicationId)\n"
+    )
+    env = {**os.environ, "CITYLAKE_VAR_DIR": str(tmp_path / "var")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().startswith("local-")
