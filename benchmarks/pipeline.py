@@ -40,6 +40,10 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported after the warehouse's environment is set, in main()
+    from pipelines.build import BuildResult
 
 START = dt.date(2024, 11, 5)
 
@@ -79,10 +83,14 @@ def main() -> None:
         print(f"{name:<44} {took:8.1f} s {extra}", flush=True)
         return took
 
-    def steps(seconds: dict[str, float]) -> None:
-        """Where a build's time went, step by step (pipelines/build.py `BuildResult.seconds`)."""
-        for step, took in seconds.items():
+    def steps(result: BuildResult) -> None:
+        """Where a build's time went, step by step (pipelines/build.py `BuildResult.seconds`),
+        with each DWD unit's time under the DWD step (`unit_seconds`)."""
+        for step, took in result.seconds.items():
             print(f"    {step:<40} {took:8.1f} s", flush=True)
+            if step.startswith("DWD units"):
+                for unit, spent in result.unit_seconds.items():
+                    print(f"      {unit:<38} {spent:8.1f} s", flush=True)
 
     t = time.monotonic()
     if kept.exists() and not args.fresh:
@@ -113,7 +121,7 @@ def main() -> None:
         began = time.monotonic()
         chunk = build(first, last)
         phase(f"  backfill chunk {first} … {last}", began)
-        steps(chunk.seconds)
+        steps(chunk)
         first = last + dt.timedelta(days=1)
     backfill = phase(f"backfill {START} … {end} ({days} days)", t)
     print(f"{'backfill per city-day':<44} {backfill / days:8.1f} s", flush=True)
@@ -125,11 +133,11 @@ def main() -> None:
     t = time.monotonic()
     result = build(day, day)
     phase(f"one city-day {day}: ODS → ADS, scale {args.scale:g}", t, "(goal ≤ 60 s)")
-    steps(result.seconds)
+    steps(result)
     t = time.monotonic()
     again = build(day, day)
     phase("the same day rebuilt (warm JVM)", t)
-    steps(again.seconds)
+    steps(again)
     print("rows written:", {k: v for k, v in sorted(result.rows.items())})
 
 

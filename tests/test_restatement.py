@@ -54,6 +54,9 @@ def test_late_refund_rebuilds_exactly_its_original_day(spark, lake: Settings) ->
     _deliver(lake, D9, "late.csv", [refund])
     result = build(D9, D9)
     assert result.days == {D5}
+    # Where the time went: the steps, and under the DWD step each domain unit by its label.
+    assert "DWS/ADS models" in result.seconds
+    assert {"payment DWD", "fuel DWD", "dwd_tax_monthly"} <= set(result.unit_seconds)
     after = {day: _rows(spark, "ads_trade_daily", day) for day in (D5, D6, D7)}
     assert [(r["refund_fen"], r["net_fen"]) for r in after[D5]] == [(300, 700)]
     assert after[D5][0]["_computed_at"] > before[D5][0]["_computed_at"]
