@@ -69,6 +69,12 @@ def trend_chart(
             ax.set_ylabel("项")
             ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
+        # The axis spans the period's days: autoscaled to the drawn points, a period whose
+        # values all fall on one day (the others None) spread over four years of ticks.
+        if days:
+            half, midnight = dt.timedelta(hours=12), dt.time()
+            first, last = (dt.datetime.combine(d, midnight) for d in (min(days), max(days)))
+            ax.set_xlim(first - half, last + half)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
         # Whole days only (an automatic locator ticks hours on a short period).
         ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, len(days) // 10)))

@@ -303,3 +303,17 @@ def test_the_demo_writes_the_report_of_its_days(warehouse: Settings) -> None:
     assert "quality report (数据质量评估报告)" in console.export_text()
     overview = _rows(load_workbook(paths[0])["概览"], OVERVIEW_HEADER_ROW)
     assert overview[-1]["交付数"] == 500  # the period D5 … D7, all departments
+
+
+def test_a_trend_with_values_on_one_day_keeps_the_periods_axis(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Autoscaled to its one drawn point, the axis spread over four years and matplotlib gave
+    # up ticking it ("Locator attempting to generate 1607 ticks"): the demo's 1-day report.
+    from quality.report_charts import trend_chart
+
+    days = [dt.date(2024, 11, 4), dt.date(2024, 11, 5)]
+    with caplog.at_level("WARNING", logger="matplotlib.ticker"):
+        path = trend_chart("及时率", days, {"市商务局": [None, 1.0]}, tmp_path / "t.png")
+    assert path.stat().st_size > 0
+    assert not [r for r in caplog.records if "ticks" in r.getMessage()]
