@@ -2,8 +2,9 @@
 over Trino, each chart's data API answering and each dashboard drawn in headless Chromium.
 
 The cheap tests check the bundle `citylake cockpit deploy` imports. The stack test is the
-issue's whole chain as a user runs it: `citylake up minio trino superset` → `citylake demo`
-writing its warehouse to MinIO (``s3a://``, by settings alone) → the build registers the tables
+issue's whole chain as a user runs it: `citylake up minio trino superset spark-connect` →
+`citylake demo` writing its warehouse to MinIO (``s3a://``, by settings alone), every domain
+built on the Spark Connect server as Airflow's tasks are (issue #6) → the build registers the tables
 with Trino → `citylake cockpit deploy` (twice) → every chart's query answered by Trino through
 Superset → each dashboard drawn in headless Chromium. Everything runs on free loopback ports
 with its data under the test's directory; screenshots are kept in the test's tmp dir
@@ -128,13 +129,17 @@ def test_superset_config_sets_the_chinese_ui(lake: Settings) -> None:
 DEMO = ["demo", "--days", "1", "--scale", "0.003"]
 
 
-def _demo_on_minio(cwd: Path) -> str:
+def _demo_on_minio(cwd: Path, connect_url: str) -> str:
     """`citylake demo` in a child process with this test's environment: the settings (an
-    ``s3a://`` warehouse on MinIO) come from it alone, as for a user's `make demo`."""
+    ``s3a://`` warehouse on MinIO, Spark at the stack's Spark Connect server) come from it
+    alone, as for a user's `make demo` and for Airflow's tasks under `citylake up`. The child
+    has no Java (JAVA_HOME names nothing): a local JVM could not start, so every domain's
+    build, gate and model ran on the server."""
     began = time.monotonic()
+    env = {**os.environ, "CITYLAKE_SPARK__CONNECT_URL": connect_url, "JAVA_HOME": "/nonexistent"}
     done = subprocess.run(
         [sys.executable, str(CLI_CHILD), json.dumps([DEMO])],
-        env=dict(os.environ),
+        env=env,
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -169,19 +174,20 @@ def test_up_demo_on_minio_then_the_cockpit_answers_and_renders(
         "EXCHANGE__URL": f"http://127.0.0.1:{free_port()}",
         "TRINO__PORT": free_port(),
         "SUPERSET__PORT": free_port(),
+        "SPARK__CONNECT_PORT": free_port(),
     }.items():
         monkeypatch.setenv(f"CITYLAKE_{name}", str(value))
     get_settings.cache_clear()
     settings = get_settings()
     pid = None
     try:
-        up = runner.invoke(app, ["up", "minio", "trino", "superset"])
+        up = runner.invoke(app, ["up", "minio", "trino", "superset", "spark-connect"])
         assert up.exit_code == 0, up.output + up.stderr
         pid = processes.service("superset", settings).pid
         assert pid is not None
         assert {a for a, _ in listening(pid)} <= LOOPBACK  # gunicorn binds 127.0.0.1 only
 
-        out = _demo_on_minio(tmp_path)
+        out = _demo_on_minio(tmp_path, f"sc://127.0.0.1:{settings.spark.connect_port}")
         assert "reconciliation" in out and "NO" not in out
         assert f"ADS table ads_trade_daily: {WAREHOUSE}/ads/ads_trade_daily" in out
         for feed in ("gov_tax_monthly", "pay_settlements", "fuel_tank_readings"):
@@ -231,7 +237,10 @@ def test_up_demo_on_minio_then_the_cockpit_answers_and_renders(
             assert not page["alerts"] and not page["errors"], page
             assert Path(page["screenshot"]).stat().st_size > 10_000, page
     finally:
-        stack.down(["superset", "trino", "gov-exchange", "postgres", "minio"], settings=settings)
+        stack.down(
+            ["superset", "trino", "spark-connect", "gov-exchange", "postgres", "minio"],
+            settings=settings,
+        )
         get_settings.cache_clear()
         shutil.rmtree(var, ignore_errors=True)
     assert pid is not None and not alive(pid)
