@@ -70,7 +70,7 @@ def main() -> None:
         CITYLAKE_VAR_DIR=str(root),
     )
     from citylake.spark import get_spark
-    from pipelines.build import build
+    from pipelines.build import DWD_STEP, build
     from pipelines.generator.cityday import FEEDS, generate_city, write_day
     from pipelines.ingest import ingest_files
 
@@ -88,7 +88,7 @@ def main() -> None:
         with each DWD unit's time under the DWD step (`unit_seconds`)."""
         for step, took in result.seconds.items():
             print(f"    {step:<40} {took:8.1f} s", flush=True)
-            if step.startswith("DWD units"):
+            if step.startswith(DWD_STEP):
                 for unit, spent in result.unit_seconds.items():
                     print(f"      {unit:<38} {spent:8.1f} s", flush=True)
 

@@ -67,6 +67,7 @@ from warehouse_layers.contract import TableContract
 PAYMENT_INPUTS = ("ods_merchant_registry", "ods_pay_transactions")
 PAYMENT_DWD = ("dwd_pay_transaction",)
 PAYMENT, FUEL = "payment DWD", "fuel DWD"  # the labels of their build units
+DWD_STEP = "DWD units"  # the step of `BuildResult.seconds` that `unit_seconds` divides
 FUEL_DWD = ("dwd_fuel_sale", "dwd_fuel_delivery", "dwd_tank_reading")
 QUARANTINE_KEY = ["table_name", "delivery_id", "source_line"]
 
@@ -742,7 +743,7 @@ def build(
             units.append(Unit(dwd, (dwd,), step))
         fuel = (*FUEL_DWD, "dwd_fuel_station")
         units.append(Unit(FUEL, fuel, partial(build_fuel_dwd, start, end, own[FUEL], settings)))
-        with timed(f"DWD units ({settings.units_at_once} at once)"):
+        with timed(f"{DWD_STEP} ({settings.units_at_once} at once)"):
             outcomes = run_units(units, contracts, settings.units_at_once)
         for unit in units:
             outcome = outcomes[unit.label]

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from deltalake import DeltaTable as NativeDeltaTable
 from deltalake.exceptions import CommitFailedError
 
 from citylake.settings import Settings, get_settings
@@ -60,11 +59,10 @@ def compact(names: Sequence[str] = (), settings: Settings | None = None) -> list
             f"not compactable: {', '.join(unknown)} (compactable: {', '.join(sorted(allowed))})"
         )
     done = []
-    for name in names or sorted(allowed):
+    for name in names or list(allowed):  # compactable() is in name order
         table = allowed[name]
-        uri, options = tables.native_uri(table, settings), tables.storage_options(settings)
-        if not NativeDeltaTable.is_deltatable(uri, storage_options=options):
-            continue  # never written: nothing to compact
+        if not tables.written(table, settings):
+            continue  # nothing to compact
         try:
             metrics = tables.compact_native(table, settings)
         except CommitFailedError as error:  # another writer got there first: next run

@@ -69,11 +69,7 @@ def ensure_table(
     with _CREATING:  # the build's units side by side may reach a missing table at once
         if path in _EXISTING:
             return path
-        # Asked of the Delta log by delta-rs: delta-spark's DeltaTable.isDeltaTable needs the
-        # py4j gateway, which a Spark Connect session (settings.spark.connect_url) does not have.
-        if not NativeDeltaTable.is_deltatable(
-            native_uri(table, settings), storage_options=storage_options(settings)
-        ):
+        if not written(table, settings):
             if not path.startswith(("s3a://", "s3://")):
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             spark.sql(table.create_table_ddl(path))
@@ -84,6 +80,15 @@ def ensure_table(
                 spark.sql(evolve)
         _EXISTING.add(path)
     return path
+
+
+def written(table: TableContract, settings: Settings | None = None) -> bool:
+    """Whether the table exists (has a Delta log), asked without creating it."""
+    # Asked of the Delta log by delta-rs: delta-spark's DeltaTable.isDeltaTable needs the
+    # py4j gateway, which a Spark Connect session (settings.spark.connect_url) does not have.
+    return NativeDeltaTable.is_deltatable(
+        native_uri(table, settings), storage_options=storage_options(settings)
+    )
 
 
 def read(
@@ -214,7 +219,7 @@ def ensure_native(table: TableContract, settings: Settings | None = None) -> Nat
     uri, options = native_uri(table, settings), storage_options(settings)
     if table_path(table, settings) in _EXISTING:
         return NativeDeltaTable(uri, storage_options=options)
-    if NativeDeltaTable.is_deltatable(uri, storage_options=options):
+    if written(table, settings):
         native = NativeDeltaTable(uri, storage_options=options)
         if {c.name for c in table.columns} <= {f.name for f in native.schema().fields}:
             _EXISTING.add(table_path(table, settings))
