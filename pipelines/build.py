@@ -1,6 +1,6 @@
 """The paths from ODS to the cockpit: DWD -> gate -> DWS -> ADS, for a range of days.
 
-Every domain's DWD is one unit: payment (merchants and transactions), each government,
+Every domain's DWD is one unit: payment (merchants, then transactions), each government,
 settlement and order feed's facts, and fuel supervision (stations, pump sales, deliveries and
 tank readings). The units run side by side (pipelines/units.py; `settings.units_at_once`), each
 after the units whose tables it reads; then the conformed dimensions, and one SQLMesh run
@@ -13,8 +13,9 @@ tables against their contracts (column checks, and cross checks such as a settle
 existing) before DWS and ADS are rebuilt. Each check has its policy
 (the contract's ``gate_policy``): a failed `warn` check is recorded, a failed `quarantine`
 check moves its rows into dwd_quarantine and the rest goes on, a failed `block` check holds its
-domain's tables and nothing downstream of them changes, while the other domains go on; the
-build then raises ``BuildBlocked`` (a ``GateBlocked``) naming every block.
+domain's tables (payment's transactions alone when the merchants passed) and nothing
+downstream of them changes, while the other domains go on; the build then raises
+``BuildBlocked`` (a ``GateBlocked``) naming every block.
 
 Every step reads ODS at one pinned Delta version, so a build is a pure function of those
 versions; the versions are written on each ADS row for time-travel reproduction.
@@ -66,6 +67,7 @@ from warehouse_layers.contract import TableContract
 
 PAYMENT_INPUTS = ("ods_merchant_registry", "ods_pay_transactions")
 PAYMENT_DWD = ("dwd_pay_transaction",)
+PAYMENT_BLOCKS = ("ods_pay_transactions", *PAYMENT_DWD)  # the payment gates past the merchants'
 PAYMENT, FUEL = "payment DWD", "fuel DWD"  # the labels of their build units
 DWD_STEP = "DWD units"  # the step of `BuildResult.seconds` that `unit_seconds` divides
 FUEL_DWD = ("dwd_fuel_sale", "dwd_fuel_delivery", "dwd_tank_reading")
@@ -161,11 +163,15 @@ def build_dwd(
     settings: Settings | None = None,
     versions: dict[str, int] | None = None,
 ) -> BuildResult:
-    """ODS -> DWD for the range (None = every day present), behind the ODS→DWD gate.
+    """ODS -> DWD for the range (None = every day present), behind the ODS→DWD gates; the
+    merchants behind their DWD→DWS gate too (`gate_dwd` judges the transactions).
 
-    The merchant dimension (small, SCD2) is rebuilt whole. Transactions are rebuilt for the
-    rows that the deliveries of the range affect (pipelines/dwd/affected.py); the days those
-    rows book on are replaced where they changed and restated downstream, including days
+    The merchant dimension (small, SCD2) is rebuilt whole, and written and judged before the
+    transactions are read: a gate that blocks the transactions leaves the merchants promoted
+    (the settlements' backflow and the industries read them), while a block of the merchants
+    stops here, before any transaction is booked against them. Transactions are rebuilt for
+    the rows that the deliveries of the range affect (pipelines/dwd/affected.py); the days
+    those rows book on are replaced where they changed and restated downstream, including days
     before the range that late refunds book back on (`result.days`).
     """
     settings = settings or get_settings()
@@ -180,6 +186,12 @@ def build_dwd(
         registry = _ods(spark, "ods_merchant_registry", versions, settings)
         merchants_norm = cached(normalize(registry, dwd_merchant))
         _gate_rejects(merchants_norm, "ods_merchant_registry", start, end, settings, result)
+        merchants, merchant_rejects = build_merchant(merchants_norm, dwd_merchant)
+        tables.replace_small(merchants, dwd_merchant, settings)
+        replace_quarantine(merchant_rejects, merchants_norm, "merchant_registry", settings)
+        result.rows["dwd_merchant"] = tables.count_rows(dwd_merchant, settings=settings)
+        gate_dwd_table("dwd_merchant", result, settings)
+
         transactions = _ods(spark, "ods_pay_transactions", versions, settings)
         rows = transactions
         if start is not None and end is not None:
@@ -204,9 +216,6 @@ def build_dwd(
         txn_norm = cached(normalize(rows, dwd_txn))
         _gate_rejects(txn_norm, "ods_pay_transactions", start, end, settings, result)
 
-        merchants, merchant_rejects = build_merchant(merchants_norm, dwd_merchant)
-        tables.replace_small(merchants, dwd_merchant, settings)
-        replace_quarantine(merchant_rejects, merchants_norm, "merchant_registry", settings)
         merchants = tables.read(spark, dwd_merchant, settings=settings)
         facts, txn_rejects = build_pay_transaction(txn_norm, merchants, dwd_txn)
         facts = cached(facts)
@@ -220,7 +229,6 @@ def build_dwd(
                 date_range_predicate("booked_date", start, end)
             ).count()  # from the cache, not a re-read
     result.quarantined = quarantined_by_feed(settings)
-    result.rows["dwd_merchant"] = tables.count_rows(dwd_merchant, settings=settings)
     return result
 
 
@@ -232,12 +240,12 @@ def quarantined_by_feed(settings: Settings) -> dict[str, int]:
 
 
 def gate_dwd(result: BuildResult, settings: Settings | None = None) -> None:
-    """DWD→DWS gate: the payment DWD tables must satisfy their contracts where rebuilt."""
+    """DWD→DWS gate: the transactions must satisfy their contracts where rebuilt (`build_dwd`
+    judged the merchants before it booked them)."""
     settings = settings or get_settings()
     where = _range(result, "booked_date")
     if where and result.days:  # the original days that late refunds rewrote
         where = f"({where}) OR {tables.in_list('booked_date', sorted(result.days))}"
-    gate_dwd_table("dwd_merchant", result, settings)
     gate_dwd_table("dwd_pay_transaction", result, settings, where)
 
 
@@ -750,10 +758,10 @@ def build(
             unit_spent[unit.label] = outcome.seconds
             if outcome.blocked is not None:
                 blocks.append(outcome.blocked)
-                held.extend(unit.tables)
+                held.extend(_held(unit, outcome.blocked))
         result = outcomes[PAYMENT].value or BuildResult(start, end, versions)
         assert isinstance(result, BuildResult)
-        rebuilt = [*payment] if outcomes[PAYMENT].blocked is None else []
+        rebuilt = [t for t in payment if t not in held_below(held, contracts)]
         for label, theirs in own.items():  # in the units' order: the outcome is reproducible
             result.gates += theirs.gates
             result.rows |= theirs.rows
@@ -796,6 +804,15 @@ def _payment(
     result = build_dwd(start, end, settings=settings, versions=versions)
     gate_dwd(result, settings)
     return result
+
+
+def _held(unit: Unit, blocked: GateBlocked) -> tuple[str, ...]:
+    """The DWD tables of `unit` that its block holds: all of them, but the payment unit's
+    merchants stay promoted when a transactions' gate blocked (build_dwd wrote and judged them
+    first). What is built from a held table is held too (`held_below`)."""
+    if unit.label == PAYMENT and blocked.result.table in PAYMENT_BLOCKS:
+        return PAYMENT_DWD
+    return unit.tables
 
 
 # What the quality scorecard reads besides ODS and dwd_quarantine: every build rewrites them.

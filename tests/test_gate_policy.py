@@ -222,3 +222,50 @@ def test_a_block_holds_its_domain_a_quarantine_moves_rows_a_warning_records(
     assert (band.success, band.unexpected_count) == (True, 0)
     settlements = tables.read(spark, tables.contract("dwd_pay_settlement")).collect()
     assert sorted(r.merchant_id for r in settlements) == ["M1", "M9"]
+
+
+@pytest.mark.spark
+def test_a_block_of_the_transactions_leaves_the_merchants_promoted(spark, lake: Settings) -> None:
+    """Payment writes and judges its merchants before its transactions: when the transactions'
+    gate blocks, the merchants and what reads them without a transaction (the settlements'
+    fund backflow) go on, and the trade stays as it was."""
+    from pathlib import Path
+
+    import pyspark.sql.functions as F
+
+    from pipelines import tables
+    from pipelines.build import BuildBlocked, build
+    from pipelines.ingest import ingest_file
+    from tests.payment_files import TXN_HEADER, merchant, registry, txn, write
+
+    landing = Path(lake.landing)
+
+    def deliver(feed: str, day: str, header: list[str], rows: list[list[str]]) -> None:
+        ingest_file(write(landing, feed, day, f"{feed}.csv", header, rows), feed)
+
+    def read(name: str):
+        return tables.read(spark, tables.contract(name))
+
+    ingest_file(registry(landing), "merchant_registry")  # M1 零陵区, M2 冷水滩区
+    deliver("pay_transactions", D5, TXN_HEADER, [txn("T1", "M1", f"{D5}T12:00:00+08:00", 1000)])
+    build(dt.date(2024, 11, 5), dt.date(2024, 11, 5))
+    trade = tables.version(spark, tables.contract("ads_trade_daily"))
+
+    # D6: a new merchant M3 (冷水滩区) and its settlement; transactions mostly without amounts.
+    new = [merchant("M3", "431103", updated=f"{D6}T08:00:00+08:00")]
+    ingest_file(registry(landing, D6, new), "merchant_registry")
+    at = f"{D6}T09:00:00+08:00"
+    sales = [txn(f"T{i}", "M1", at, "n/a") for i in range(2, 6)] + [txn("T6", "M3", at, 700)]
+    deliver("pay_transactions", D6, TXN_HEADER, sales)
+    deliver("pay_settlements", D6, SETTLEMENT_HEADER, [["M3", D6, "1000", "6", "994", "B1", "Y"]])
+    with pytest.raises(BuildBlocked) as blocked:
+        build(dt.date(2024, 11, 6), dt.date(2024, 11, 6))
+
+    assert [b.result.table for b in blocked.value.blocks] == ["ods_pay_transactions"]
+    assert "dwd_pay_transaction" in blocked.value.held
+    assert "dwd_merchant" not in blocked.value.held
+    assert {r.merchant_id for r in read("dwd_merchant").collect()} == {"M1", "M2", "M3"}
+    assert [r.txn_id for r in read("dwd_pay_transaction").collect()] == ["T1"]
+    assert tables.version(spark, tables.contract("ads_trade_daily")) == trade
+    backflow = read("ads_fund_backflow_monthly").where(F.col("district_code") == "431103")
+    assert [(r.settled_net_fen, r.backflow_rate) for r in backflow.collect()] == [(994, 1.0)]
