@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from urllib.parse import quote
 
 import httpx
 
-from citylake import orchestrator, processes, stack
+from citylake import orchestrator
 from citylake.settings import Settings, get_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: the stack test's helpers
@@ -289,47 +288,23 @@ def main() -> None:
     parser.add_argument("--timeout-minutes", type=float, default=60.0)
     args = parser.parse_args()
 
-    from tests.source_db import alive, free_port
-    from tests.test_airflow_stack import DAY, SERVICES
+    from tests.source_db import free_port
+    from tests.test_airflow_stack import SERVICES, own_root, running
 
     services = [*SERVICES, "gov-exchange"]  # the stack test's, and the exchange
-    # PostgreSQL runs as the postgres account: the root must be a directory it can enter.
-    root = Path(tempfile.mkdtemp(prefix="citylake-bench-airflow-"))
-    root.chmod(0o711)
-    os.environ.update(  # Airflow's processes and their tasks inherit these
-        {
-            "CITYLAKE_VAR_DIR": str(root / "var"),
-            "CITYLAKE_WAREHOUSE": str(root / "lakehouse"),
-            "CITYLAKE_LANDING": str(root / "landing"),
-            "CITYLAKE_SOURCE_DB__PORT": str(free_port()),
-            "CITYLAKE_AIRFLOW__PORT": str(free_port()),
-            "CITYLAKE_SPARK__CONNECT_PORT": str(free_port()),
-            "CITYLAKE_EXCHANGE__URL": f"http://127.0.0.1:{free_port()}",
-            "CITYLAKE_MODELS_START": (DAY - dt.timedelta(days=31)).isoformat(),
-        }
-    )
+    root, env = own_root()
+    env["CITYLAKE_EXCHANGE__URL"] = f"http://127.0.0.1:{free_port()}"
+    os.environ.update(env)  # Airflow's processes and their tasks inherit these
     get_settings.cache_clear()
     settings = get_settings()
-    started: dict[str, int] = {}
     try:
         began = time.monotonic()
-        for s in stack.select(services):  # one by one: a failed start still stops the others
-            pid = s.start(settings).pid
-            assert pid is not None
-            started[s.name] = pid
-        print(f"started {', '.join(started)} in {time.monotonic() - began:.0f} s under {root}")
-        benchmark(settings, args.scale, args.timeout_minutes * 60)
+        with running(services, settings):
+            print(f"started {', '.join(services)} in {time.monotonic() - began:.0f} s under {root}")
+            benchmark(settings, args.scale, args.timeout_minutes * 60)
+        print(f"stopped {', '.join(services)}; no process left")
     finally:
-        try:
-            before = {pid for leader in started.values() for pid in processes.session(leader)}
-            stopped = stack.down(services, settings)
-            time.sleep(1)
-            left = [pid for pid in before | set(started.values()) if alive(pid)]
-            if left or not set(started) <= set(stopped):
-                raise SystemExit(f"after stack.down: stopped {stopped}, processes left {left}")
-            print(f"stopped {', '.join(stopped)}; no process left")
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -58,13 +58,14 @@ FEEDS = ("merchant_registry", "pay_transactions", "pay_settlements")  # the paym
 LAYERS = "citylake_layers_payment"
 
 
-@pytest.fixture
-def airflow_up(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+def own_root() -> tuple[Path, dict[str, str]]:
+    """A temporary root and the CITYLAKE_* environment that puts the stack in it, on free
+    loopback ports (benchmarks/airflow_day.py runs its stack the same way)."""
     # PostgreSQL runs as the postgres account: its ./var must be in a directory that account
     # can enter (pytest's tmp_path is private to us).
     root = Path(tempfile.mkdtemp(prefix="citylake-airflow-"))
     root.chmod(0o711)
-    env = {
+    return root, {
         "CITYLAKE_VAR_DIR": str(root / "var"),
         "CITYLAKE_WAREHOUSE": str(root / "lakehouse"),
         "CITYLAKE_LANDING": str(root / "landing"),
@@ -74,28 +75,41 @@ def airflow_up(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
         # The models fill every day since models_start: a month before the day is plenty here.
         "CITYLAKE_MODELS_START": (DAY - dt.timedelta(days=31)).isoformat(),
     }
+
+
+@contextlib.contextmanager
+def running(services: list[str], settings: Settings) -> Iterator[None]:
+    """Start `services` one by one (a failed start still stops the others); on the way out
+    `citylake down` them and fail if a process of theirs is left."""
+    started: dict[str, int] = {}
+    try:
+        for s in stack.select(services):
+            pid = s.start(settings).pid
+            assert pid is not None
+            started[s.name] = pid
+        yield
+    finally:
+        before = {pid for leader in started.values() for pid in processes.session(leader)}
+        stopped = stack.down(services, settings)
+        time.sleep(1)
+        left = [pid for pid in before | set(started.values()) if alive(pid)]
+        assert set(started) <= set(stopped), f"started {list(started)}, stopped {stopped}"
+        assert not left, f"processes left after citylake down: {left}"
+
+
+@pytest.fixture
+def airflow_up(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    root, env = own_root()
     for name, value in env.items():  # Airflow's processes and their tasks inherit these
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     settings = get_settings()
-    started: dict[str, int] = {}
     try:
-        for s in stack.select(SERVICES):  # one by one: a failed start still stops the others
-            pid = s.start(settings).pid
-            assert pid is not None
-            started[s.name] = pid
-        yield settings
+        with running(SERVICES, settings):
+            yield settings
     finally:
-        try:
-            before = {pid for leader in started.values() for pid in processes.session(leader)}
-            stopped = stack.down(SERVICES, settings)
-            time.sleep(1)
-            left = [pid for pid in before | set(started.values()) if alive(pid)]
-            assert set(started) <= set(stopped)
-            assert not left, f"processes left after citylake down: {left}"
-        finally:
-            get_settings.cache_clear()
-            shutil.rmtree(root, ignore_errors=True)
+        get_settings.cache_clear()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def deliver(settings: Settings) -> None:
