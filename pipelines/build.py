@@ -69,6 +69,8 @@ PAYMENT_INPUTS = ("ods_merchant_registry", "ods_pay_transactions")
 PAYMENT_DWD = ("dwd_pay_transaction",)
 PAYMENT_BLOCKS = ("ods_pay_transactions", *PAYMENT_DWD)  # the payment gates past the merchants'
 PAYMENT, FUEL = "payment DWD", "fuel DWD"  # the labels of their build units
+PAYMENT_UNIT = (*PAYMENT_DWD, "dwd_merchant")  # the merchants, then the transactions on them
+FUEL_STATION = "dwd_fuel_station"
 DWD_STEP = "DWD units"  # the step of `BuildResult.seconds` that `unit_seconds` divides
 FUEL_DWD = ("dwd_fuel_sale", "dwd_fuel_delivery", "dwd_tank_reading")
 QUARANTINE_KEY = ["table_name", "delivery_id", "source_line"]
@@ -721,11 +723,7 @@ def build(
     everything downstream of them (a model reading a held table and a promoted one too), the
     others go on, and the build then raises ``BuildBlocked`` naming every block."""
     settings = settings or get_settings()
-    blocks: list[GateBlocked] = []
-    held: list[str] = []  # DWD tables whose unit a gate blocked
-
     spent: dict[str, float] = {}  # where a build's time goes (benchmarks/pipeline.py shows it)
-    unit_spent: dict[str, float] = {}  # of the DWD step: each unit's, side by side
 
     @contextmanager
     def timed(step: str) -> Iterator[None]:
@@ -740,51 +738,25 @@ def build(
             versions = pin_inputs(get_spark(settings), settings)
             if start is not None and end is not None:
                 index_lines(versions, settings)
-        contracts = tables.contracts(settings)
-        # Each unit but payment's (build_dwd makes its own) gathers into a result of its own.
-        labels = [dwd for dwd, _ in FEED_FACTS.values()] + [FUEL]
-        own = {label: BuildResult(start, end, versions) for label in labels}
-        payment = (*PAYMENT_DWD, "dwd_merchant")
-        units = [Unit(PAYMENT, payment, partial(_payment, start, end, settings, versions))]
-        for ods, (dwd, builder) in FEED_FACTS.items():
-            step = partial(refresh_fact, ods, dwd, builder, start, end, own[dwd], settings)
-            units.append(Unit(dwd, (dwd,), step))
-        fuel = (*FUEL_DWD, "dwd_fuel_station")
-        units.append(Unit(FUEL, fuel, partial(build_fuel_dwd, start, end, own[FUEL], settings)))
         with timed(f"{DWD_STEP} ({settings.units_at_once} at once)"):
-            outcomes = run_units(units, contracts, settings.units_at_once)
-        for unit in units:
-            outcome = outcomes[unit.label]
-            unit_spent[unit.label] = outcome.seconds
-            if outcome.blocked is not None:
-                blocks.append(outcome.blocked)
-                held.extend(_held(unit, outcome.blocked))
-        result = outcomes[PAYMENT].value or BuildResult(start, end, versions)
-        assert isinstance(result, BuildResult)
-        rebuilt = [t for t in payment if t not in held_below(held, contracts)]
-        for label, theirs in own.items():  # in the units' order: the outcome is reproducible
-            result.gates += theirs.gates
-            result.rows |= theirs.rows
-            if label != FUEL and outcomes[label].value:
-                rebuilt.append(label)
-        result.quarantined = quarantined_by_feed(settings)
+            units = build_units(start, end, settings, versions)
+        result, rebuilt, blocks = units.result, units.rebuilt, units.blocks
+        held = units.held
+        unit_spent = units.seconds
         with timed("dimensions"):
-            rebuilt += build_dimensions(rebuilt, settings, held_below(held, contracts))
-        touched = outcomes[FUEL].value
+            rebuilt += build_dimensions(rebuilt, settings, held)
+        touched = units.fuel
         fuel_span = fuel_days(settings) if touched is not None else None
         if touched is not None and fuel_span is not None:
-            assert isinstance(touched, set)
-            rebuilt += fuel
+            rebuilt += [*FUEL_DWD, FUEL_STATION]
             if start is None or end is None:  # every day with facts: payment's and fuel's
                 spans = [d for d in [(result.start, result.end), fuel_span] if d[0]]
                 result.start, result.end = min(a for a, _ in spans), max(b for _, b in spans)
             assert result.start is not None and result.end is not None
             result.days |= fuel_restated(touched, result.start, result.end, settings)
-        result.gates += [b.result for b in blocks]
         with timed("gate outcomes, quality inputs"):
             keep_outcomes()  # every gate before the models has spoken: the scorecard reads them
             rebuilt += quality_inputs(result, settings)
-        held = held_below(held, contracts)
         # A failed model audit restores every model table: held like a blocked DWD gate.
         with timed("DWS/ADS models"):
             try:
@@ -795,6 +767,70 @@ def build(
     if blocks:
         raise BuildBlocked(blocks, result, held)
     return result
+
+
+@dataclass
+class UnitsBuilt:
+    """What a build's DWD units came to, gathered."""
+
+    result: BuildResult  # every unit's gates and rows; payment's days and range
+    rebuilt: list[str]  # the DWD tables written, but fuel's (see `fuel`) and the dimensions
+    held: list[str]  # the DWD tables a block held, and those built from them (`held_below`)
+    blocks: list[GateBlocked]
+    fuel: set[dt.date] | None  # the days fuel's unit rewrote; None: it did not run or wrote none
+    seconds: dict[str, float]  # each unit's wall time (side by side, they overlap)
+
+
+def build_units(
+    start: dt.date | None,
+    end: dt.date | None,
+    settings: Settings,
+    versions: dict[str, int],
+    domain: str | None = None,
+) -> UnitsBuilt:
+    """Every domain's DWD units for [start, end] (or `domain`'s alone: its layer DAG's `dwd`
+    task), side by side, each behind its gates. A unit a gate blocked holds its tables and
+    what is built from them; the other units go on (the caller raises once the rest is
+    promoted)."""
+    contracts = tables.contracts(settings)
+    # Each unit but payment's (build_dwd makes its own) gathers into a result of its own.
+    own: dict[str, BuildResult] = {}
+    units = [Unit(PAYMENT, PAYMENT_UNIT, partial(_payment, start, end, settings, versions))]
+    for ods, (dwd, builder) in FEED_FACTS.items():
+        own[dwd] = BuildResult(start, end, versions)
+        step = partial(refresh_fact, ods, dwd, builder, start, end, own[dwd], settings)
+        units.append(Unit(dwd, (dwd,), step))
+    own[FUEL] = BuildResult(start, end, versions)
+    fuel = (*FUEL_DWD, FUEL_STATION)
+    units.append(Unit(FUEL, fuel, partial(build_fuel_dwd, start, end, own[FUEL], settings)))
+    if domain is not None:
+        units = [u for u in units if contracts[u.tables[0]].domain == domain]
+    outcomes = run_units(units, contracts, settings.units_at_once)
+
+    blocks: list[GateBlocked] = []
+    held: list[str] = []
+    for unit in units:
+        blocked = outcomes[unit.label].blocked
+        if blocked is not None:
+            blocks.append(blocked)
+            held.extend(_held(unit, blocked))
+    held = held_below(held, contracts)
+    paid = outcomes.get(PAYMENT)
+    result = paid.value if paid and paid.value else BuildResult(start, end, versions)
+    assert isinstance(result, BuildResult)
+    rebuilt = [t for t in PAYMENT_UNIT if PAYMENT in outcomes and t not in held]
+    for unit in units:  # in the units' order: the outcome is reproducible
+        if unit.label in own:
+            result.gates += own[unit.label].gates
+            result.rows |= own[unit.label].rows
+            if unit.label != FUEL and outcomes[unit.label].value:
+                rebuilt.append(unit.label)
+    result.gates += [b.result for b in blocks]
+    result.quarantined = quarantined_by_feed(settings)
+    touched = outcomes[FUEL].value if FUEL in outcomes else None
+    assert touched is None or isinstance(touched, set)
+    seconds = {label: outcome.seconds for label, outcome in outcomes.items()}
+    return UnitsBuilt(result, rebuilt, held, blocks, touched, seconds)
 
 
 def _payment(

@@ -92,12 +92,12 @@ def fail_without_retry() -> Iterator[None]:
     """Data problems (a blocked gate, lost lines) fail at once: retrying cannot fix the data."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from pipelines.runs import DeliveryNotReconciled
+    from pipelines.runs import DeliveryNotReconciled, LayersHeld
     from quality.gate import GateBlocked
 
     try:
         yield
-    except (GateBlocked, DeliveryNotReconciled) as exc:
+    except (GateBlocked, DeliveryNotReconciled, LayersHeld) as exc:
         raise AirflowFailException(str(exc)) from exc
 
 

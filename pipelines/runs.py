@@ -18,21 +18,16 @@ from typing import Any
 
 from citylake.settings import Settings, get_settings
 from citylake.spark import get_spark
-from pipelines import tables
 from pipelines.build import (
-    FEED_FACTS,
     FUEL_DWD,
-    PAYMENT_DWD,
+    FUEL_STATION,
     BuildResult,
     build_dimensions,
-    build_dwd,
     build_dws_ads,
-    build_fuel_dwd,
+    build_units,
     delivered,
     fuel_restated,
-    gate_dwd,
     pin_inputs,
-    refresh_fact,
 )
 from pipelines.dwd.gate_outcome import kept_outcomes
 from pipelines.ingest import DeliveryResult, ingest_files
@@ -152,47 +147,53 @@ def domain_dwd(
     domain: str, start: Day, end: Day, *, settings: Settings | None = None
 ) -> dict[str, Any]:
     """ODS -> DWD of one domain for [start, end] and its restatement window, behind the
-    ODS→DWD and DWD→DWS gates (raises ``GateBlocked``); the conformed dimensions too.
+    ODS→DWD and DWD→DWS gates; the conformed dimensions too.
 
     A refund delivered today books on its original's day: the run rebuilds the
     ``settings.restatement_days`` days before `start` as well. Returns the state that
-    ``domain_dws_ads`` continues from (the pinned ODS versions, the DWD tables rebuilt).
+    ``domain_dws_ads`` continues from (the pinned ODS versions, the DWD tables rebuilt, and
+    those a blocking gate held with the blocks' reasons). A block does not fail this task: the
+    domain's other units are promoted by ``domain_dws_ads``, which then fails the run.
     """
     settings = settings or get_settings()
     first = as_date(start) - dt.timedelta(days=settings.restatement_days)
     last = as_date(end)
     with kept_outcomes(first, last, settings):
-        if domain == "payment":
-            # Transactions with the merchant dimension they are booked against.
-            result = build_dwd(first, last, settings=settings)
-            gate_dwd(result, settings)
-            rebuilt = [*PAYMENT_DWD, "dwd_merchant"]
-        else:
-            result = BuildResult(first, last, pin_inputs(get_spark(settings), settings))
-            rebuilt = []
-        if domain == "fuel":
-            touched = build_fuel_dwd(first, last, result, settings)
-            if touched is not None:
-                result.days |= fuel_restated(touched, first, last, settings)
-                rebuilt += [*FUEL_DWD, "dwd_fuel_station"]
-        contracts = tables.contracts(settings)
-        for ods, (dwd, builder) in FEED_FACTS.items():
-            if contracts[ods].domain == domain and refresh_fact(
-                ods, dwd, builder, first, last, result, settings
-            ):
-                rebuilt.append(dwd)
+        versions = pin_inputs(get_spark(settings), settings)
+        units = build_units(first, last, settings, versions, domain)
+        result, rebuilt = units.result, units.rebuilt
+        if units.fuel is not None:
+            result.days |= fuel_restated(units.fuel, first, last, settings)
+            rebuilt += [*FUEL_DWD, FUEL_STATION]
         enterprises = ["dwd_enterprise"] if delivered(ENTERPRISE_FEED, settings) else []
-        rebuilt += build_dimensions([*rebuilt, *enterprises], settings)
-    return state_of(result) | {"domain": domain, "rebuilt": rebuilt}
+        rebuilt += build_dimensions([*rebuilt, *enterprises], settings, units.held)
+    return state_of(result) | {
+        "domain": domain,
+        "rebuilt": rebuilt,
+        "held": units.held,
+        "blocked": [str(b) for b in units.blocks],
+    }
+
+
+class LayersHeld(RuntimeError):
+    """A gate of the domain's `dwd` step blocked: the tables it held (and everything built
+    from them) kept their rows, the rest of the domain was promoted. Each block alerted when
+    its gate ran; this fails the run after the promotion, so it shows as failed."""
 
 
 def domain_dws_ads(state: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
     """DWS and ADS downstream of the state's rebuilt DWD tables for its range (and the days
-    before it that late rows touched), stamped with the state's ODS input versions."""
+    before it that late rows touched), stamped with the state's ODS input versions; nothing
+    downstream of a table the state's gates held. Raises ``LayersHeld`` once the rest is
+    built if a gate blocked."""
     settings = settings or get_settings()
     result = build_result(state)
+    held = tuple(state.get("held", ()))
     with kept_outcomes(result.start, result.end, settings):  # the model audits' outcome
-        result = build_dws_ads(result, settings, rebuilt=tuple(state.get("rebuilt", ())))
+        result = build_dws_ads(result, settings, tuple(state.get("rebuilt", ())), held)
+    if state.get("blocked"):
+        lines = [*state["blocked"], f"held: {', '.join(held)}"]
+        raise LayersHeld("\n".join(lines))
     return state_of(result, previous=state) | {
         "domain": state.get("domain"),
         "rebuilt": state.get("rebuilt", []),

@@ -211,13 +211,16 @@ def test_data_problems_fail_without_retry(dagbag: DagBag, monkeypatch: pytest.Mo
         check = CheckResult("not_null(merchant_id)", "block", False, 2, 50.0, [])
         raise GateBlocked(GateResult("dwd→dws", "dwd_merchant", 4, [check]))
 
+    def held(state: dict) -> dict:  # the rest promoted, then the run fails on the block
+        raise runs.LayersHeld("gate ods→dwd BLOCKED on table ods_pay_transactions")
+
     def broken(state: dict) -> dict:
         raise OSError("disk full")
 
     monkeypatch.setattr(runs, "ingest_day", lost_lines)
     monkeypatch.setattr(runs, "pull_day", lost_lines)
     monkeypatch.setattr(runs, "domain_dwd", blocked)
-    monkeypatch.setattr(runs, "domain_dws_ads", broken)
+    monkeypatch.setattr(runs, "domain_dws_ads", held)
     feed = dagbag.dags["citylake_feed_merchant_registry"].task_dict["ingest"]
     with pytest.raises(AirflowFailException, match="delivered 3"):
         feed.python_callable(logical_date=dt.datetime(2024, 11, 4, 18, tzinfo=dt.UTC))
@@ -228,6 +231,9 @@ def test_data_problems_fail_without_retry(dagbag: DagBag, monkeypatch: pytest.Mo
     tasks = dagbag.dags[PAYMENT].task_dict
     with pytest.raises(AirflowFailException, match="BLOCKED on table dwd_merchant"):
         tasks["dwd"].python_callable(params={"from": "2024-11-05", "to": "2024-11-05"})
+    with pytest.raises(AirflowFailException, match="BLOCKED on table ods_pay_transactions"):
+        tasks["dws_ads"].python_callable({})
+    monkeypatch.setattr(runs, "domain_dws_ads", broken)
     with pytest.raises(OSError, match="disk full"):  # anything else is retried
         tasks["dws_ads"].python_callable({})
 

@@ -5,6 +5,8 @@ rest goes on; a `block` check (the default) stops it."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
 
 import pytest
 from pydantic import ValidationError
@@ -224,17 +226,43 @@ def test_a_block_holds_its_domain_a_quarantine_moves_rows_a_warning_records(
     assert sorted(r.merchant_id for r in settlements) == ["M1", "M9"]
 
 
+def _build_cli(day: dt.date) -> tuple[list[str], list[str]]:
+    """`citylake build` of the day: the tables held and the tables whose gates blocked."""
+    from pipelines.build import BuildBlocked, build
+
+    with pytest.raises(BuildBlocked) as blocked:
+        build(day, day)
+    return blocked.value.held, [b.result.table for b in blocked.value.blocks]
+
+
+def _build_layer_dag(day: dt.date) -> tuple[list[str], list[str]]:
+    """The payment layer DAG's two tasks, as Airflow runs them (JSON state between them): the
+    `dwd` task succeeds with what its gates held, `dws_ads` promotes the rest, then fails."""
+    import json
+
+    from pipelines import runs
+
+    state = json.loads(json.dumps(runs.domain_dwd("payment", day, day)))
+    with pytest.raises(runs.LayersHeld, match="BLOCKED on table ods_pay_transactions"):
+        runs.domain_dws_ads(state)
+    return state["held"], [re.findall(r"BLOCKED on table (\w+)", b)[0] for b in state["blocked"]]
+
+
 @pytest.mark.spark
-def test_a_block_of_the_transactions_leaves_the_merchants_promoted(spark, lake: Settings) -> None:
+@pytest.mark.parametrize("run", [_build_cli, _build_layer_dag], ids=["build", "layer DAG"])
+def test_a_block_of_the_transactions_leaves_the_merchants_promoted(
+    run: Callable[[dt.date], tuple[list[str], list[str]]], spark, lake: Settings
+) -> None:
     """Payment writes and judges its merchants before its transactions: when the transactions'
     gate blocks, the merchants and what reads them without a transaction (the settlements'
-    fund backflow) go on, and the trade stays as it was."""
+    fund backflow) go on, and the trade stays as it was; in `citylake build` and in the
+    payment layer DAG alike."""
     from pathlib import Path
 
     import pyspark.sql.functions as F
 
     from pipelines import tables
-    from pipelines.build import BuildBlocked, build
+    from pipelines.build import build
     from pipelines.ingest import ingest_file
     from tests.payment_files import TXN_HEADER, merchant, registry, txn, write
 
@@ -258,12 +286,11 @@ def test_a_block_of_the_transactions_leaves_the_merchants_promoted(spark, lake: 
     sales = [txn(f"T{i}", "M1", at, "n/a") for i in range(2, 6)] + [txn("T6", "M3", at, 700)]
     deliver("pay_transactions", D6, TXN_HEADER, sales)
     deliver("pay_settlements", D6, SETTLEMENT_HEADER, [["M3", D6, "1000", "6", "994", "B1", "Y"]])
-    with pytest.raises(BuildBlocked) as blocked:
-        build(dt.date(2024, 11, 6), dt.date(2024, 11, 6))
+    held, blocked = run(dt.date(2024, 11, 6))
 
-    assert [b.result.table for b in blocked.value.blocks] == ["ods_pay_transactions"]
-    assert "dwd_pay_transaction" in blocked.value.held
-    assert "dwd_merchant" not in blocked.value.held
+    assert blocked == ["ods_pay_transactions"]
+    assert "dwd_pay_transaction" in held
+    assert "dwd_merchant" not in held
     assert {r.merchant_id for r in read("dwd_merchant").collect()} == {"M1", "M2", "M3"}
     assert [r.txn_id for r in read("dwd_pay_transaction").collect()] == ["T1"]
     assert tables.version(spark, tables.contract("ads_trade_daily")) == trade
