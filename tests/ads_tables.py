@@ -1,16 +1,22 @@
-"""ADS Delta tables for API and access tests, written by delta-rs directly (no Spark)."""
+"""ADS Delta tables for tests, by delta-rs directly (no Spark): written for the API and access
+tests, read back to compare two builds of the same days."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pyarrow as pa
 from deltalake import write_deltalake
 
 from citylake.settings import Settings
+from pipelines import tables
 from pipelines.tables import arrow_schema
 from warehouse_layers.contract import load_contracts
 
+# What legitimately differs between two builds of the same days: when a row was computed, and
+# which ODS versions the run that last wrote it had pinned.
+RUN_STAMPS = ("_computed_at", "_input_versions")
 DISTRICTS = ("431102", "431103", "431121", "431122")
 SECTORS = ("catering", "retail", "lodging")
 CHANNELS = ("wechat", "alipay")
@@ -51,3 +57,13 @@ def write_ads(settings: Settings, name: str, rows: list[dict], mode: str = "over
     path = settings.table_path("ads", name)
     write_deltalake(path, data, mode=mode)  # type: ignore[arg-type]
     return path
+
+
+def ads_rows(settings: Settings) -> dict[str, list[tuple]]:
+    """Every ADS table's rows (sorted, as text), without the stamps of the run that wrote them."""
+    found = {}
+    for name, table in tables.contracts(settings).items():
+        if table.layer == "ads" and Path(tables.table_path(table, settings)).exists():
+            rows = tables.read_native(table, settings=settings).drop_columns(list(RUN_STAMPS))
+            found[name] = sorted(tuple(map(str, r.values())) for r in rows.to_pylist())
+    return found

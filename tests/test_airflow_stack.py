@@ -29,6 +29,7 @@ import pytest
 from citylake import orchestrator, processes, stack
 from citylake.processes import service
 from citylake.settings import Settings, get_settings
+from tests.ads_tables import ads_rows
 from tests.sockets import LOOPBACK, listening
 from tests.source_db import alive, free_port
 
@@ -253,22 +254,6 @@ def test_feed_dags_trigger_the_layer_dag_under_the_real_scheduler(
     assert os.environ["CITYLAKE_WAREHOUSE"] in tables.table_path(
         tables.contract("ads_trade_daily", settings), settings
     )
-
-
-# What legitimately differs between two builds of a day (tests/test_backfill.py).
-RUN_STAMPS = ("_computed_at", "_input_versions")
-
-
-def ads_rows(settings: Settings) -> dict[str, list[tuple]]:
-    """Every ADS table's rows, without the stamps of the run that wrote them."""
-    from pipelines import tables
-
-    found = {}
-    for name, table in tables.contracts(settings).items():
-        if table.layer == "ads" and Path(tables.table_path(table, settings)).exists():
-            rows = tables.read_native(table, settings=settings).drop_columns(list(RUN_STAMPS))
-            found[name] = sorted(tuple(map(str, r.values())) for r in rows.to_pylist())
-    return found
 
 
 @pytest.mark.timeout(1500)

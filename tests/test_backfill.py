@@ -17,14 +17,11 @@ from pathlib import Path
 import pytest
 
 from citylake.settings import Settings, get_settings
-from pipelines import runs, tables
+from pipelines import runs
+from tests.ads_tables import ads_rows
 from tests.test_incremental_dwd import D5, D6, D7, _deliver
 
 pytestmark = pytest.mark.spark
-
-# What legitimately differs: when a row was computed, and which ODS versions the run that last
-# wrote it had pinned (a day built on the 5th had not yet seen the deliveries of the 7th).
-RUN_STAMPS = ("_computed_at", "_input_versions")
 
 
 def _use(root: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -46,16 +43,6 @@ def _run(start: dt.date, end: dt.date) -> dict:
     return runs.domain_dws_ads(json.loads(json.dumps(state)))
 
 
-def _ads(spark, settings: Settings) -> dict[str, list[tuple]]:
-    found = {}
-    for name, table in tables.contracts(settings).items():
-        if table.layer != "ads" or not Path(tables.table_path(table, settings)).exists():
-            continue
-        rows = tables.read(spark, table, settings=settings).drop(*RUN_STAMPS).collect()
-        found[name] = sorted(tuple(map(str, r)) for r in rows)
-    return found
-
-
 @pytest.mark.timeout(900)
 def test_a_backfill_of_three_days_equals_three_single_day_runs(
     spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -64,13 +51,13 @@ def test_a_backfill_of_three_days_equals_three_single_day_runs(
     for day in (D5, D6, D7):
         _deliver(backfill, day)
     _run(D5, D7)
-    in_one_go = _ads(spark, backfill)
+    in_one_go = ads_rows(backfill)
 
     daily = _use(tmp_path / "daily", monkeypatch)
     for day in (D5, D6, D7):
         _deliver(daily, day)
         _run(day, day)
-    day_by_day = _ads(spark, daily)
+    day_by_day = ads_rows(daily)
     get_settings.cache_clear()
 
     assert in_one_go == day_by_day
