@@ -306,6 +306,24 @@ def test_importing_citylake_spark_starts_no_jvm() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_the_background_start_imports_pyspark_before_its_thread_runs() -> None:
+    # pyspark's modules import each other in cycles: when the start thread and the caller's
+    # imports of the pipelines ran them at once, one side could find a module half-made (CI,
+    # stop 23: "cannot import name '_dedup_names' from partially initialized module"). So the
+    # caller imports them before the thread exists; here the thread is kept from running.
+    code = (
+        "import sys, threading\n"
+        "threading.Thread.start = lambda self: None\n"
+        "from citylake.spark import start_in_background\n"
+        "start_in_background()\n"
+        "assert 'pyspark.sql.classic.dataframe' in sys.modules, 'left to the thread'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 @pytest.mark.spark
 def test_a_session_started_in_the_background_is_the_one_the_build_gets(tmp_path: Path) -> None:
     # The CLI and the Airflow tasks start the JVM on a thread while the pipelines import; the
