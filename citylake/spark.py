@@ -106,7 +106,8 @@ def start_in_background(settings: Settings | None = None) -> None:
     # two threads importing them at once can each find the other's module half-made (CI saw
     # "cannot import name '_dedup_names' from partially initialized module"). The pipelines
     # import these anyway, so this moves the ~0.3 s (Connect: ~1.5 s) earlier, not adds it.
-    remote = (settings or get_settings()).spark.connect_url
+    settings = settings or get_settings()
+    remote = settings.spark.connect_url
     importlib.import_module("pyspark.sql." + ("connect.session" if remote else "classic.dataframe"))
 
     def start() -> None:

@@ -4,7 +4,6 @@ tests, read back to compare two builds of the same days."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pyarrow as pa
 from deltalake import write_deltalake
@@ -63,7 +62,7 @@ def ads_rows(settings: Settings) -> dict[str, list[tuple]]:
     """Every ADS table's rows (sorted, as text), without the stamps of the run that wrote them."""
     found = {}
     for name, table in tables.contracts(settings).items():
-        if table.layer == "ads" and Path(tables.table_path(table, settings)).exists():
+        if table.layer == "ads" and tables.written(table, settings):
             rows = tables.read_native(table, settings=settings).drop_columns(list(RUN_STAMPS))
             found[name] = sorted(tuple(map(str, r.values())) for r in rows.to_pylist())
     return found

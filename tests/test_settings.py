@@ -40,6 +40,16 @@ def clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     get_settings.cache_clear()
 
 
+def _python(
+    code: str, *, timeout: int = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`code` run by this interpreter in a fresh process: imports and threads start clean."""
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )  # fmt: skip
+
+
 def test_defaults_are_the_embedded_mode(clean: Path) -> None:
     s = Settings()
     assert Path(s.warehouse).is_absolute()
@@ -300,9 +310,7 @@ def test_importing_citylake_spark_starts_no_jvm() -> None:
         "assert 'pyspark' not in sys.modules, 'pyspark imported'\n"
         "assert 'py4j' not in sys.modules, 'py4j imported'\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
-    )
+    done = _python(code, timeout=30)
     assert done.returncode == 0, done.stderr
 
 
@@ -318,9 +326,7 @@ def test_the_background_start_imports_pyspark_before_its_thread_runs() -> None:
         "start_in_background()\n"
         "assert 'pyspark.sql.classic.dataframe' in sys.modules, 'left to the thread'\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = _python(code)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -341,9 +347,6 @@ def test_a_session_started_in_the_background_is_the_one_the_build_gets(tmp_path:
         "print(spark.sparkContext.applicationId)\n"
     )
     env = {**os.environ, "CITYLAKE_VAR_DIR": str(tmp_path / "var")}
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
-        check=False,
-    )  # fmt: skip
+    done = _python(code, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().startswith("local-")
