@@ -216,7 +216,7 @@ def test_each_delivery_is_indexed_once_and_again_when_the_key_rules_change(
     def index() -> list[tuple]:
         rows = tables.read(spark, ods, settings=lake)
         keys = line_keys(rows, "pay_transactions", table, TXN_KEYS, lake, TXN_AT)
-        return sorted(tuple(map(str, r)) for r in keys.collect())
+        return sorted((*map(str, r[:5]), tuple(sorted(r[5]))) for r in keys.collect())
 
     def deliveries() -> set[str]:
         rows = tables.read_native(log, pc.field("feed") == "pay_transactions", lake)
@@ -232,6 +232,9 @@ def test_each_delivery_is_indexed_once_and_again_when_the_key_rules_change(
     # T1 of the 5th carries its id and its merchant; R1 of the 6th its id, T1 and M1.
     keys = {r[3].replace("\x1f", ":") for r in first}
     assert {"txn:T1", "merchant:M1", "txn:R1"} <= keys and len(first) == 5 * 2 + 4 * 2 + 2
+    # Each row brings all the keys of its line: R1's three, whichever it was found by.
+    r1 = [r for r in first if (r[0], r[1]) in {(r[0], r[1]) for r in first if "R1" in r[3]}]
+    assert len(r1) == 3 and {r[5] for r in r1} == {("merchant\x1fM1", "txn\x1fR1", "txn\x1fT1")}
     # Each line dated by its txn_time, as normalization parses it (R1 by its own, not T1's).
     dated = {(r[3].split("\x1f")[1], r[4]) for r in first}
     assert {("T1", "2024-11-05"), ("R1", "2024-11-06"), ("T2", "2024-11-05")} <= dated

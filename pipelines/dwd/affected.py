@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from functools import reduce
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 
 from citylake.settings import Settings
 from pipelines import tables
@@ -61,8 +62,9 @@ def versions_since(
     return lines.where(F.col("_key").isNotNull()).join(versions, LINE).select("_key", "_since")
 
 
-def _semi(rows: DataFrame, keys: DataFrame, on: str | list[str], size: int) -> DataFrame:
-    return rows.join(F.broadcast(keys) if size <= _BROADCAST_KEYS else keys, on, "left_semi")
+def _broadcast(keys: DataFrame, size: int) -> DataFrame:
+    """`keys` shipped to every task when `size` (about their count) is few enough."""
+    return F.broadcast(keys) if size <= _BROADCAST_KEYS else keys
 
 
 def affected_rows(
@@ -91,50 +93,51 @@ def affected_rows(
     business dates of the lines found are read from ODS.
     """
     first, last = days
-    delivered = ods.where(tables.date_range_predicate("_business_date", first, last))
-    # Scanned about five times below: cached once, as the parsed keys were before the index.
-    index = cached(line_keys(ods, feed, table, keys, settings, at))
-    in_follow = F.split("_key", "\x1f")[0].isin(sorted(follow))
+    # Not cached: scanned once a pass, and the first read is pruned to the range's deliveries.
+    index = line_keys(ods, feed, table, keys, settings, at)
+
+    def followed(key: Column) -> Column:
+        return F.split(key, "\x1f")[0].isin(sorted(follow))
+
     found = index.where(tables.date_range_predicate("_business_date", first, last))
-    found = cached(found.where(in_follow).select("_key").distinct())
-    size = found.count()
-    seeded = None
+    found = cached(found.where(followed(F.col("_key"))).select("_key").distinct())
+    known = size = found.count()
+    # What a pass looks up: followed keys on every line of theirs (`_since` null), and once the
+    # seeds on their lines from their day on.
+    wanted = found.select("_key", F.lit(None).cast("date").alias("_since"))
     if seeds is not None:
         # A key delivered twice holds from its earliest version's day (every day if one is null).
         since = seeds.groupBy("_key").agg(
             F.when(F.count_if(F.col("_since").isNull()) == 0, F.min("_since")).alias("_since")
         )
-        # Seeds are a dimension's deliveries of the range: few enough to ship to every task.
-        # Either date null (every day; an undated line) makes the comparison null: kept.
-        from_since = F.coalesce(F.col("_event_date") >= F.col("_since"), F.lit(True))
-        seeded = cached(
-            index.join(F.broadcast(since), "_key").where(from_since).select(*LINE, "_business_date")
-        )
+        wanted = wanted.unionByName(since)
+    # Either date null (every day; an undated line) makes the comparison null: kept.
+    from_since = F.coalesce(F.col("_event_date") >= F.col("_since"), F.lit(True))
     # A line carries one key of each entry of `keys`: with one followed entry and no seeds, the
-    # lines found carry no key but the one they were found by, so the first step is the fixed
-    # point and the job that would confirm it is skipped.
+    # lines found carry no key but the one they were found by, so the first pass is the fixed
+    # point and the pass that would confirm it is skipped.
     settled = seeds is None and sum(ns in follow for ns in keys.values()) == 1
+    passes = []
     while True:
-        lines = _semi(index, found, "_key", size).select(*LINE, "_business_date")
-        if seeded is not None:
-            lines = lines.unionByName(seeded)
-        lines = cached(lines.distinct())
-        count = lines.count()
+        # Each hit brings all the keys of its line (`_keys`): the keys to follow next come out
+        # of the same pass, not from a second scan of the index by line.
+        hits = index.join(_broadcast(wanted, size), "_key").where(from_since)
+        hits = cached(hits.select(*LINE, "_business_date", "_keys"))
+        passes.append(hits.select(*LINE, "_business_date"))
         if settled:
             break
-        more = cached(
-            _semi(index, lines.select(*LINE), LINE, count)
-            .where(in_follow)
-            .select("_key")
-            .unionByName(found)
-            .distinct()
-        )
-        if (grown := more.count()) == size:
+        more = hits.select(F.explode("_keys").alias("_key")).where(followed(F.col("_key")))
+        more = cached(more.distinct().join(_broadcast(found, known), "_key", "left_anti"))
+        if (size := more.count()) == 0:
             break
-        found, size = more, grown
+        found, known = cached(found.unionByName(more)), known + size
+        wanted = more.select("_key", F.lit(None).cast("date").alias("_since"))
+    lines = cached(reduce(DataFrame.unionByName, passes).distinct())
+    count = lines.count()
     dates = sorted(r[0] for r in lines.select("_business_date").distinct().collect())
     related = ods.where(tables.in_list("_business_date", dates)) if dates else ods.limit(0)
-    found_rows = _semi(related, lines.select(*LINE), LINE, count)
+    found_rows = related.join(_broadcast(lines.select(*LINE), count), LINE, "left_semi")
+    delivered = ods.where(tables.date_range_predicate("_business_date", first, last))
     return found_rows.unionByName(delivered).dropDuplicates(LINE)
 
 

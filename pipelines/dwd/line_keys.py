@@ -55,8 +55,8 @@ def rules_fingerprint(
 ) -> str:
     """What the keys of `keys` (and the date of the time `at`) are parsed with: each column's
     rule, the session time zone that dates a time, and normalize.py and the code standards it
-    checks with, whose any change may change a typed key (a changed comment costs one
-    re-index)."""
+    checks with, whose any change may change a typed key, and this module, which lays the
+    index out (a changed comment costs one re-index)."""
 
     def rule(name: str) -> dict:
         return table.column(name).model_dump(mode="json", exclude={"description"})
@@ -65,8 +65,8 @@ def rules_fingerprint(
     if at is not None:  # a feed without one keeps the fingerprint it had before times came
         spec.append(["@at", [rule(at)], timezone])
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, ensure_ascii=False).encode())
-    for module in (normalize, standard_codes):
-        digest.update(Path(module.__file__).read_bytes())
+    for source in (normalize.__file__, standard_codes.__file__, __file__):
+        digest.update(Path(source).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -104,15 +104,20 @@ def _index_rows(ods: DataFrame, feed: str, rules: str, spec: FeedKeys, todo: dic
     new = ods.where(tables.in_list("_business_date", sorted(set(todo.values())))).where(
         F.col("_delivery_id").isin(sorted(todo))
     )
-    return new.select(
-        F.lit(feed).alias("feed"),
-        F.lit(rules).alias("rules"),
-        F.col("_delivery_id").alias("delivery_id"),
-        F.col("_source_line").alias("source_line"),
-        F.col("_business_date").alias("business_date"),
-        event_date(spec.table, spec.at).alias("event_date"),
-        F.explode(F.array(*tagged_keys(spec.table, spec.keys))).alias("key"),
-    ).where(F.col("key").isNotNull())
+    parsed = F.array_distinct(
+        F.filter(F.array(*tagged_keys(spec.table, spec.keys)), lambda key: key.isNotNull())
+    )
+    return (
+        new.select(
+            F.lit(feed).alias("feed"),
+            F.lit(rules).alias("rules"),
+            F.col("_delivery_id").alias("delivery_id"),
+            F.col("_source_line").alias("source_line"),
+            F.col("_business_date").alias("business_date"),
+            event_date(spec.table, spec.at).alias("event_date"),
+            parsed.alias("keys"),
+        ).withColumn("key", F.explode("keys"))  # no row for a line with no key that parses
+    )
 
 
 def index_deliveries(feeds: Mapping[str, FeedKeys], settings: Settings) -> None:
@@ -155,8 +160,9 @@ def line_keys(
     settings: Settings,
     at: str | None = None,
 ) -> DataFrame:
-    """(`_delivery_id`, `_source_line`, `_business_date`, `_key`, `_event_date`) for every
-    committed line of the feed's `ods` rows, from the index, after indexing the deliveries it
+    """(`_delivery_id`, `_source_line`, `_business_date`, `_key`, `_event_date`, `_keys`)
+    for every key of every committed line of the feed's `ods` rows (`_keys`: all the keys of
+    the line), from the index, after indexing the deliveries it
     does not hold yet (a build indexes every feed's at once before, `index_deliveries`).
 
     A line whose keys all fail to parse has no entry (normalization quarantines it). The index
@@ -167,5 +173,8 @@ def line_keys(
     rules = rules_fingerprint(table, keys, at, settings.timezone)
     held_rows = tables.read(ods.sparkSession, tables.contract(INDEX, settings), settings=settings)
     return held_rows.where((F.col("feed") == feed) & (F.col("rules") == rules)).select(
-        *[F.col(name[1:]).alias(name) for name in (*LINE, "_business_date", "_key", "_event_date")]
+        *[
+            F.col(name[1:]).alias(name)
+            for name in (*LINE, "_business_date", "_key", "_event_date", "_keys")
+        ]
     )
