@@ -135,10 +135,14 @@ def affected_rows(
     lines = cached(reduce(DataFrame.unionByName, passes).distinct())
     count = lines.count()
     dates = sorted(r[0] for r in lines.select("_business_date").distinct().collect())
-    related = ods.where(tables.in_list("_business_date", dates)) if dates else ods.limit(0)
-    found_rows = related.join(_broadcast(lines.select(*LINE), count), LINE, "left_semi")
-    delivered = ods.where(tables.date_range_predicate("_business_date", first, last))
-    return found_rows.unionByName(delivered).dropDuplicates(LINE)
+    # One pass over the business dates of the range and of the lines found, each row kept when
+    # it is in the range or a line found (a line is in ODS once: ingestion is idempotent per
+    # delivery): a union with the range's rows deduplicated by line shuffled every row.
+    in_range = tables.date_range_predicate("_business_date", first, last)
+    scope = f"({in_range}) OR {tables.in_list('_business_date', dates)}" if dates else in_range
+    marked = lines.select(*LINE, F.lit(True).alias("_found"))
+    rows = ods.where(scope).join(_broadcast(marked, count), LINE, "left")
+    return rows.where(F.col("_found") | F.expr(in_range)).drop("_found")
 
 
 def replace_keys(
