@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from functools import reduce
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 
 from citylake.settings import Settings
 from pipelines import tables
@@ -96,11 +96,9 @@ def affected_rows(
     # Not cached: scanned once a pass, and the first read is pruned to the range's deliveries.
     index = line_keys(ods, feed, table, keys, settings, at)
 
-    def followed(key: Column) -> Column:
-        return F.split(key, "\x1f")[0].isin(sorted(follow))
-
+    in_follow = F.split("_key", "\x1f")[0].isin(sorted(follow))  # on any frame's `_key`
     found = index.where(tables.date_range_predicate("_business_date", first, last))
-    found = cached(found.where(followed(F.col("_key"))).select("_key").distinct())
+    found = cached(found.where(in_follow).select("_key").distinct())
     known = size = found.count()
     # What a pass looks up: followed keys on every line of theirs (`_since` null), and once the
     # seeds on their lines from their day on.
@@ -126,7 +124,7 @@ def affected_rows(
         passes.append(hits.select(*LINE, "_business_date"))
         if settled:
             break
-        more = hits.select(F.explode("_keys").alias("_key")).where(followed(F.col("_key")))
+        more = hits.select(F.explode("_keys").alias("_key")).where(in_follow)
         more = cached(more.distinct().join(_broadcast(found, known), "_key", "left_anti"))
         if (size := more.count()) == 0:
             break

@@ -12,8 +12,9 @@ its key ever delivered (pipelines/dwd/affected.py).
 
 The index is partitioned by feed, key-rule fingerprint and delivery, so which deliveries it
 holds is read from the Delta log alone (no scan), and a change of the key rules (the contract
-rules of the key and time columns or the parsing code) makes a fresh index for the feed that
-replaces the old one.
+rules of the key and time columns, the parsing code, or this module's layout of the rows) makes
+a fresh index for the feed that replaces the old one. Each row repeats all the keys of its line
+(`keys`), so a line found by one key brings its others without a second scan.
 """
 
 from __future__ import annotations
@@ -162,8 +163,8 @@ def line_keys(
 ) -> DataFrame:
     """(`_delivery_id`, `_source_line`, `_business_date`, `_key`, `_event_date`, `_keys`)
     for every key of every committed line of the feed's `ods` rows (`_keys`: all the keys of
-    the line), from the index, after indexing the deliveries it
-    does not hold yet (a build indexes every feed's at once before, `index_deliveries`).
+    the line), from the index, after indexing the deliveries it does not hold yet (a build
+    indexes every feed's at once before, `index_deliveries`).
 
     A line whose keys all fail to parse has no entry (normalization quarantines it). The index
     may hold deliveries newer than `ods` (a build of an older pinned version): their keys only
