@@ -221,15 +221,16 @@ def build_dwd(
         merchants = tables.read(spark, dwd_merchant, settings=settings)
         facts, txn_rejects = build_pay_transaction(txn_norm, merchants, dwd_txn)
         facts = cached(facts)
-        days = replace_keys(facts, txn_norm, dwd_txn, settings)
+        written = replace_keys(facts, txn_norm, dwd_txn, settings)
         replace_quarantine(txn_rejects, txn_norm, "pay_transactions", settings)
+        days = list(written)
         if days and (start is None or end is None):
             start, end = result.start, result.end = days[0], days[-1]
         if start is not None and end is not None:
             result.days = {d for d in days if not start <= d <= end}
-            result.rows["dwd_pay_transaction"] = facts.where(
-                date_range_predicate("booked_date", start, end)
-            ).count()  # from the cache, not a re-read
+            result.rows["dwd_pay_transaction"] = sum(
+                rows for day, rows in written.items() if start <= day <= end
+            )
     result.quarantined = quarantined_by_feed(settings)
     return result
 
@@ -471,7 +472,7 @@ def fuel_dwd(
         touched: dict[str, list[dt.date]] = {}
         for name, rows in facts.items():
             table = contracts[FUEL_TABLES[name]]
-            touched[table.name] = replace_keys(rows, normalized[name], table, settings)
+            touched[table.name] = list(replace_keys(rows, normalized[name], table, settings))
             feed = contracts[name].feed
             assert feed is not None
             rejects = fuel.quarantine.where(F.col("feed") == feed.name)
@@ -598,7 +599,7 @@ def refresh_fact(
         if column is None:
             tables.replace_small(facts, table, settings)
         else:
-            touched = replace_keys(facts, normalized, table, settings)
+            touched = list(replace_keys(facts, normalized, table, settings))
             where = tables.in_list(column, touched) if touched else None
         replace_quarantine(rejects, normalized, ods.feed.name, settings)
     if column is None or where is not None:  # nothing rewritten: nothing to check

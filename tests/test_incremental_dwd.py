@@ -273,26 +273,28 @@ def _facts(spark, table, rows: list[dict]):  # type: ignore[no-untyped-def]
 def test_a_rewrite_commits_only_the_rows_that_changed(spark, lake: Settings) -> None:
     """A late refund appends its row to its original's day; the same rows again commit
     nothing; a changed row is updated in place, a moved one leaves its old day, a key with no
-    row any more leaves the table: the partitions those keys touch are returned each time."""
+    row any more leaves the table: the partitions those keys touch are returned each time, with
+    the new rows each holds."""
     table = tables.contract("dwd_pay_transaction", lake)
     a, b, c = {"txn_id": "A"}, {"txn_id": "B"}, {"txn_id": "C", "booked_date": D6}
     rows = _facts(spark, table, [a, b, c])
-    assert affected.replace_keys(rows, rows, table, lake) == [D5, D6]
+    assert affected.replace_keys(rows, rows, table, lake) == {D5: 2, D6: 1}
     first = tables.ensure_native(table, lake).version()
 
-    assert affected.replace_keys(rows, rows, table, lake) == [D5, D6]
+    assert affected.replace_keys(rows, rows, table, lake) == {D5: 2, D6: 1}
     assert tables.ensure_native(table, lake).version() == first  # nothing differs: no commit
 
     before = set(tables.ensure_native(table, lake).file_uris())
     refund = _facts(spark, table, [{"txn_id": "R", "status": "refund", "refund_of": "A"}])
-    assert affected.replace_keys(refund, refund, table, lake) == [D5]
+    assert affected.replace_keys(refund, refund, table, lake) == {D5: 1}
     native = tables.ensure_native(table, lake)
     assert native.history(1)[0]["operationParameters"]["mode"] == "Append"
     (refund_file,) = set(native.file_uris()) - before
 
     changed = _facts(spark, table, [a | {"district_code": "431103"}, b | {"booked_date": D6}])
     keys = _facts(spark, table, [a, b, c])  # C is affected but has no row now (quarantined)
-    assert affected.replace_keys(changed, keys, table, lake) == [D5, D6]
+    # A stays on D5, B moves to D6 (and leaves D5), C leaves D6: one row on each day now.
+    assert affected.replace_keys(changed, keys, table, lake) == {D5: 1, D6: 1}
     native = tables.ensure_native(table, lake)
     assert native.history(1)[0]["operation"] == "MERGE"
     assert refund_file in native.file_uris()  # it holds no changed row: not rewritten

@@ -41,7 +41,7 @@ def test_compaction_leaves_one_file_a_day_and_every_row_and_version(spark, lake:
     )
     for n in range(3):
         refund = _facts(spark, table, [{"txn_id": f"R{n}", "status": "refund", "refund_of": "A"}])
-        assert affected.replace_keys(refund, refund, table, lake) == [D5]
+        assert affected.replace_keys(refund, refund, table, lake) == {D5: 1}
     assert _files_per_day(table, lake) == {D5: 4, D6: 1}
     before = tables.ensure_native(table, lake).version()
     rows = _rows(tables.read(spark, table, settings=lake))

@@ -145,14 +145,15 @@ def affected_rows(
 
 def replace_keys(
     facts: DataFrame, affected: DataFrame, table: TableContract, settings: Settings
-) -> list:
+) -> dict:
     """Put `facts` in place of the DWD rows of every key among the `affected` (normalized)
     rows, in one commit.
 
     A key whose row moved to another day, or is now quarantined, leaves its old partition too.
-    Returns the partitions that old or new rows of those keys touch (sorted): what the gates
-    check and the models restate, whether or not a row there changed, so a rerun after a crash
-    between DWD and the models restates the same days.
+    Returns the partitions that old or new rows of those keys touch (in order), each with how
+    many of the `facts` it holds now: the partitions are what the gates check and the models
+    restate, whether or not a row there changed, so a rerun after a crash between DWD and the
+    models restates the same days; the counts save the caller a count of its own.
 
     Only the rows that differ are written (`row_changes`), by delta-rs from the driver: a
     city-day's late refunds add their rows to their originals' days rather than rewriting those
@@ -170,16 +171,18 @@ def replace_keys(
             facts.select(column, F.lit(1).alias("new"))
         )
         counts = {
-            part: rows for part, rows in parts.groupBy(column).count().collect() if part is not None
+            part: (rows, new)
+            for part, rows, new in parts.groupBy(column).agg(F.count("*"), F.sum("new")).collect()
+            if part is not None
         }
         touched = sorted(counts)
-        if touched and sum(counts.values()) <= DRIVER_ROWS:
+        if touched and sum(rows for rows, _ in counts.values()) <= DRIVER_ROWS:
             tables.merge_native(row_changes(old, facts, table).toArrow(), table, settings)
         elif touched:
             where = tables.in_list(column, touched)
             kept = current.where(where).join(stale, key, "left_anti")
             tables.replace(kept.unionByName(facts.where(where)), table, where, settings)
-    return touched
+    return {part: counts[part][1] for part in touched}
 
 
 def row_changes(old: DataFrame, new: DataFrame, table: TableContract) -> DataFrame:
