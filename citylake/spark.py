@@ -61,8 +61,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Cached frames live for one build step: compressing them cost more CPU than it saved.
         "spark.sql.inMemoryColumnarStorage.compressed": "false",
         # A build runs hundreds of queries of a few shapes, day after day: with Spark's default
-        # of 100 compiled classes they were compiled (and JIT-warmed) again and again; a warm
-        # city-day rebuild took 91.7 s with room for 2,000 against 113.7 s (issue #4).
+        # of 100 compiled classes they were compiled (and JIT-warmed) again and again. A warm
+        # city-day rebuild's JVM used 179.3 s of CPU with room for 2,000, 211.6 s without (#4).
         "spark.sql.codegen.cache.maxEntries": "2000",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
