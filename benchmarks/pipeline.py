@@ -22,6 +22,10 @@ The city's deliveries of every feed (all eleven) are generated and ingested into
    brings them to the cockpit with 30 days of history in ODS and DWD;
 3. that day rebuilt (identical inputs, warm JVM).
 
+Beside each build it prints the CPU time the Spark JVM spent, and how much of it went to the
+JIT compiler and the garbage collector (benchmarks/jvm_cpu.py): CPU time varies far less
+between runs than wall time, so compare changes on it.
+
 Runs in a throwaway warehouse under ./var/bench-pipeline (deleted first) on the embedded
 defaults (CITYLAKE_SPARK__DRIVER_MEMORY and the other settings apply; CITYLAKE_UNITS_AT_ONCE=1
 builds the domain units one after another, not side by side). Every delivery is landed as a
@@ -69,6 +73,8 @@ def main() -> None:
         CITYLAKE_LANDING=str(root / "landing"),
         CITYLAKE_VAR_DIR=str(root),
     )
+    from jvm_cpu import jvm_cpu, spent  # beside this script (its folder is on sys.path)
+
     from citylake.spark import get_spark
     from pipelines.build import DWD_STEP, build
     from pipelines.generator.cityday import FEEDS, generate_city, write_day
@@ -114,7 +120,7 @@ def main() -> None:
     phase("spark session start", t)
 
     end = START + dt.timedelta(days=days - 1)
-    t = time.monotonic()
+    t, cpu = time.monotonic(), jvm_cpu()
     first = START
     while first <= end:
         last = min(end, first + dt.timedelta(days=(args.chunk_days or days) - 1))
@@ -123,20 +129,20 @@ def main() -> None:
         phase(f"  backfill chunk {first} … {last}", began)
         steps(chunk)
         first = last + dt.timedelta(days=1)
-    backfill = phase(f"backfill {START} … {end} ({days} days)", t)
+    backfill = phase(f"backfill {START} … {end} ({days} days)", t, spent(cpu))
     print(f"{'backfill per city-day':<44} {backfill / days:8.1f} s", flush=True)
 
     day = end + dt.timedelta(days=1)
     t = time.monotonic()
     deliver(nxt)
     phase(f"ingest {day}", t)
-    t = time.monotonic()
+    t, cpu = time.monotonic(), jvm_cpu()
     result = build(day, day)
-    phase(f"one city-day {day}: ODS → ADS, scale {args.scale:g}", t, "(goal ≤ 60 s)")
+    phase(f"one city-day {day}: ODS → ADS, scale {args.scale:g}", t, f"(goal ≤ 60 s) {spent(cpu)}")
     steps(result)
-    t = time.monotonic()
+    t, cpu = time.monotonic(), jvm_cpu()
     again = build(day, day)
-    phase("the same day rebuilt (warm JVM)", t)
+    phase("the same day rebuilt (warm JVM)", t, spent(cpu))
     steps(again)
     print("rows written:", {k: v for k, v in sorted(result.rows.items())})
 
