@@ -1,8 +1,9 @@
 """CPU time of the embedded Spark JVM, by what spent it: JIT compiler, garbage collector, the rest.
 
-Two runs of the same build on this 2-core machine differ by up to 15 % of wall time; the JVM's
-CPU time differs far less, so the benchmarks print it beside each phase. Read from Linux's
-/proc (elsewhere, or with a remote Spark, nothing is printed): the JVM is this process's child
+Wall time alone cannot tell a change that cut work from a run on a quieter machine (two runs of
+one build differ by up to 15 % here, and so does their CPU time); the split says where a change
+acted: compiling code, collecting garbage, or the queries themselves. Read from Linux's /proc
+(elsewhere, or with a remote Spark, nothing is printed): the JVM is this process's child
 (pyspark starts it), and its threads are told apart by name. Per-thread counts of threads that
 ended are lost, but the process total keeps them, so the rest is total minus the two.
 """

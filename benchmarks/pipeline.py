@@ -23,8 +23,8 @@ The city's deliveries of every feed (all eleven) are generated and ingested into
 3. that day rebuilt (identical inputs, warm JVM).
 
 Beside each build it prints the CPU time the Spark JVM spent, and how much of it went to the
-JIT compiler and the garbage collector (benchmarks/jvm_cpu.py): CPU time varies far less
-between runs than wall time, so compare changes on it.
+JIT compiler and the garbage collector (benchmarks/jvm_cpu.py): where a change acted, which
+wall time alone cannot say on a machine whose runs vary by up to 15 %.
 
 Runs in a throwaway warehouse under ./var/bench-pipeline (deleted first) on the embedded
 defaults (CITYLAKE_SPARK__DRIVER_MEMORY and the other settings apply; CITYLAKE_UNITS_AT_ONCE=1
