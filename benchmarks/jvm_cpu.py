@@ -2,17 +2,19 @@
 
 Wall time alone cannot tell a change that cut work from a run on a quieter machine (two runs of
 one build differ by up to 15 % here, and so does their CPU time); the split says where a change
-acted: compiling code, collecting garbage, or the queries themselves. Read from Linux's /proc
-(elsewhere, or with a remote Spark, nothing is printed): the JVM is this process's child
-(pyspark starts it), and its threads are told apart by name. Per-thread counts of threads that
-ended are lost, but the process total keeps them, so the rest is total minus the two.
+acted: compiling code, collecting garbage, or the queries themselves. The JVM is this process's
+child (pyspark starts it; psutil finds it and its threads' times, as benchmarks/spark_modes.py
+does), and its threads are told apart by the names Linux's /proc gives them (elsewhere, or with
+a remote Spark, nothing is printed). Per-thread counts of threads that ended are lost, but the
+process total keeps them, so the rest is total minus the two.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 PROC = Path("/proc")
 # HotSpot's thread names (at most 15 characters in /proc): "C2 CompilerThre", "GC Thread#0".
@@ -35,11 +37,6 @@ class JvmCpu:
         return f"JVM CPU {self.total:.1f} s = {parts}"
 
 
-def _cpu(stat: str) -> float:
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
 def spent(before: JvmCpu | None) -> str:
     """What the JVM spent since `before` (a `jvm_cpu()`), as text; empty when unknown."""
     now = jvm_cpu()
@@ -47,30 +44,28 @@ def spent(before: JvmCpu | None) -> str:
 
 
 def jvm_cpu() -> JvmCpu | None:
-    """The CPU seconds the JVMs started by this process have used so far (None: not on Linux,
-    or no JVM of its own: a remote Spark)."""
+    """The CPU seconds the JVMs started by this process have used so far (None: no JVM of its
+    own, as with a remote Spark, or no /proc to name its threads)."""
     if not PROC.is_dir():
         return None
     total = jit = gc = 0.0
     found = False
-    me = str(os.getpid())
-    for proc in PROC.iterdir():
-        if not proc.name.isdigit():
-            continue
+    for child in psutil.Process().children():
         try:
-            stat = (proc / "stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[1] != me:  # the parent's pid
+            if child.name() != "java":
                 continue
-            if "java" not in (proc / "comm").read_text():
-                continue
-            total += _cpu(stat)
-            found = True
-            for task in (proc / "task").iterdir():
-                name = (task / "comm").read_text().strip()
-                if name.startswith(JIT_PREFIXES):
-                    jit += _cpu((task / "stat").read_text())
-                elif name.startswith(GC_PREFIXES):
-                    gc += _cpu((task / "stat").read_text())
-        except OSError:  # a process or thread that ended while being read
+            times, threads = child.cpu_times(), child.threads()
+        except psutil.NoSuchProcess:
             continue
+        total += times.user + times.system
+        found = True
+        for thread in threads:
+            try:
+                name = (PROC / str(child.pid) / "task" / str(thread.id) / "comm").read_text()
+            except FileNotFoundError:  # the thread ended since
+                continue
+            if name.startswith(JIT_PREFIXES):
+                jit += thread.user_time + thread.system_time
+            elif name.startswith(GC_PREFIXES):
+                gc += thread.user_time + thread.system_time
     return JvmCpu(total, jit, gc) if found else None
