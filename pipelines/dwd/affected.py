@@ -25,6 +25,8 @@ import datetime as dt
 from collections.abc import Mapping
 from functools import reduce
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
@@ -40,6 +42,7 @@ _BROADCAST_KEYS = 2_000_000  # beyond this many keys a shuffle join beats shippi
 # More (a backfill's range) go by Spark's own writer, which streams from the tasks: three days
 # of transactions and fuel sales through a 4 GB driver ran out of heap.
 DRIVER_ROWS = 1_000_000
+QUARANTINE_LINE = ["delivery_id", "source_line"]  # a delivered line, within its feed
 
 
 def versions_since(
@@ -213,15 +216,24 @@ def replace_quarantine(
     line that is good now leaves it), in one commit. `affected` is any frame of those lines
     with `_delivery_id` and `_source_line`: the build passes its cached normalized rows.
 
-    A feed's quarantine is small: Spark computes it in one job and delta-rs commits it, in
-    milliseconds where a Spark write takes seconds of log replay and scheduling.
+    A feed's quarantine is small: delta-rs reads and commits it, and Spark only says which of
+    its lines are among the affected ones (a semi join of the cached rows with those lines
+    broadcast) and computes the rejects. A Spark read of dwd_quarantine replayed its log on
+    every call, since every unit's commit moves it on (issue #4).
     """
     table = tables.contract("dwd_quarantine", settings)
-    where = f"feed = '{feed}'"
-    lines = affected.select(
-        F.col("_delivery_id").alias("delivery_id"), F.col("_source_line").alias("source_line")
-    )
-    current = tables.read(rejects.sparkSession, table, settings=settings).where(where)
-    kept = current.join(lines, ["delivery_id", "source_line"], "left_anti")
-    rows = kept.unionByName(tables.conform(rejects, table)).toArrow()
-    tables.write_native(rows, table, mode="overwrite", where=where, settings=settings)
+    held = tables.read_native(table, pc.field("feed") == feed, settings)
+    kept = held
+    if held.num_rows:
+        lines = affected.select(
+            F.col("_delivery_id").alias("delivery_id"), F.col("_source_line").alias("source_line")
+        )
+        line = held.select(QUARANTINE_LINE)
+        known = F.broadcast(rejects.sparkSession.createDataFrame(line))
+        again = lines.join(known, QUARANTINE_LINE, "left_semi").toArrow().cast(line.schema)
+        kept = held.join(again, QUARANTINE_LINE, join_type="left anti")
+    new = tables.conform(rejects, table).toArrow()
+    if new.num_rows == 0 and kept.num_rows == held.num_rows:
+        return  # no line of the quarantine affected, none rejected: nothing to commit
+    rows = pa.concat_tables([tables.conform_arrow(t, table) for t in (kept, new)])
+    tables.write_native(rows, table, mode="overwrite", where=f"feed = '{feed}'", settings=settings)
