@@ -36,7 +36,7 @@ def test_model_has_its_contract_columns_audits_and_a_unit_test(project, name: st
     model = project.get_model(f"{contracts()[name].layer}.{name}")
     table = contracts()[name]
     assert list(model.columns_to_types) == [c.name for c in table.columns]
-    assert {a[0] for a in model.audits} == {"forall", "unique_combination_of_columns"}
+    assert [a[0] for a in model.audits] == ["contract_rows"]
     assert model.kind.is_incremental_by_time_range == bool(time_column(table))
     spec = Path(__file__).parent.parent / "models" / table.layer / f"test_{name}.yaml"
     assert spec.exists(), f"models/{table.layer}/test_{name}.yaml is missing"
@@ -66,10 +66,8 @@ def test_header_says_the_contract_once() -> None:
     assert "name ads.ads_trade_daily" in text
     assert "INCREMENTAL_BY_TIME_RANGE (time_column biz_date)" in text
     assert "partitioned_by (biz_date)" in text
-    assert (
-        "unique_combination_of_columns(columns := (biz_date, district_code, sector, channel))"
-        in text
-    )
+    assert "audits (contract_rows(criteria := (`biz_date` IS NOT NULL, " in text
+    assert "columns := (biz_date, district_code, sector, channel)))" in text
     assert "`sector` IN ('catering'" in text
     district = table.column("district_code")
     assert column_checks(district) == [

@@ -90,3 +90,37 @@ def test_failing_model_audit_blocks_and_restores_the_model_tables(spark, lake: S
         build_models(["dwd_pay_transaction"], [(D5, D5)], {}, lake)
     assert "dws_trade_merchant_daily" in str(blocked.value)
     assert {t.name: _rows(spark, t.name, D5) for t in (dws, ads)} == before
+
+
+def test_contract_rows_audit_finds_broken_checks_and_shared_keys(spark, lake: Settings) -> None:
+    """The one audit query of a model (models/audits/contract_rows.sql) on its rendered SQL:
+    a row outside the contract's values and two rows of one key are found, a good row is not."""
+    from sqlglot import exp
+
+    from pipelines.modeling.project import context
+
+    model = context(lake, offline=True).get_model("ads.ads_trade_daily")
+    (name, args), *_ = model.audits
+    query = model.render_audit_query(model.audit_definitions[name], **args, start=D5, end=D5)
+    query = query.transform(
+        lambda node: exp.to_table("audited") if isinstance(node, exp.Table) else node
+    )
+    row = {
+        "biz_date": D5, "district_code": "431102", "channel": "wechat", "txn_count": 1,
+        "gross_fen": 1, "refund_fen": 0, "net_fen": 1, "active_merchants": 1,
+        "_computed_at": dt.datetime(2024, 11, 6), "_input_versions": "{}",
+    }  # fmt: skip
+
+    def found(*rows: dict) -> list[str]:
+        lines = [row | r for r in rows]
+        columns = {name: [line[name] for line in lines] for name in lines[0]}
+        frame = tables.from_columns(spark, columns, tables.contract("ads_trade_daily"))
+        frame.createOrReplaceTempView("audited")
+        return sorted(r["sector"] for r in spark.sql(query.sql(dialect="spark")).collect())
+
+    assert found({"sector": "catering"}, {"sector": "retail"}) == []
+    assert found({"sector": "catering"}, {"sector": "casino"}) == ["casino"]
+    assert found({"sector": "retail"}, {"sector": "retail"}, {"sector": "catering"}) == [
+        "retail",
+        "retail",
+    ]
