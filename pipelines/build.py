@@ -73,7 +73,6 @@ PAYMENT_UNIT = (*PAYMENT_DWD, "dwd_merchant")  # the merchants, then the transac
 FUEL_STATION = "dwd_fuel_station"
 DWD_STEP = "DWD units"  # the step of `BuildResult.seconds` that `unit_seconds` divides
 FUEL_DWD = ("dwd_fuel_sale", "dwd_fuel_delivery", "dwd_tank_reading")
-QUARANTINE_KEY = ["table_name", "delivery_id", "source_line"]
 
 
 @dataclass
@@ -321,16 +320,7 @@ def quarantine_failing(
         lines = normalize(delivered, table).select(*LINE, "_business_date", "_source_file", "_raw")
         rows = cached(quarantine_rows(lines.join(bad, LINE), feed=feed.name, table=table))
         moved = rows.count()
-        quarantine = tables.contract("dwd_quarantine", settings)
-        held = tables.read(spark, quarantine, settings=settings).where(f"feed = '{feed.name}'")
-        kept = held.join(rows.select(*QUARANTINE_KEY), QUARANTINE_KEY, "left_anti")
-        tables.write_native(
-            kept.unionByName(tables.conform(rows, quarantine)).toArrow(),
-            quarantine,
-            mode="overwrite",
-            where=f"feed = '{feed.name}'",
-            settings=settings,
-        )
+        replace_quarantine(rows, bad, feed.name, settings)  # in place of older rows of those lines
         # Then out of DWD (one commit): a crash in between leaves the line in both, never in none.
         promoted = scope.join(bad.select(*LINE), LINE, "left_anti")
         if table.partition_by:
