@@ -409,13 +409,18 @@ def fuel_dwd(
         if start is not None and end is not None:
             # A fuel fact asks only whether its station is known (any version): a station's
             # first version changes its facts, on every day; a later version changes none.
-            changed = versions_since(
-                _delivered_in(ods["ods_fuel_stations"], start, end),
-                stations_norm,
-                station_table,
-                "station_id",
-                "station",
-            ).where(F.col("_since").isNull())
+            changed = cached(
+                versions_since(
+                    _delivered_in(ods["ods_fuel_stations"], start, end),
+                    stations_norm,
+                    station_table,
+                    "station_id",
+                    "station",
+                ).where(F.col("_since").isNull())
+            )
+            # Most days bring no new station: without seeds each fact's first pass is its
+            # fixed point, where seeds (even none) cost a second pass to confirm it.
+            seeds = None if changed.isEmpty() else changed
             for name in FUEL_FACT_KEYS:
                 table, keys, at = fact_keys(name, settings)
                 feed = contracts[name].feed
@@ -427,7 +432,7 @@ def fuel_dwd(
                     keys,
                     days=(start, end),
                     follow=frozenset({name}),
-                    seeds=changed,
+                    seeds=seeds,
                     at=at,
                     settings=settings,
                 )
