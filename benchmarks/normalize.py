@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import shutil
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from warehouse import throwaway  # beside this script (its folder is on sys.path)
 
 if TYPE_CHECKING:  # imported after the warehouse's environment is set, in main()
     from pyspark.sql import DataFrame
@@ -33,13 +32,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    root = Path("var/bench-normalize").resolve()
-    shutil.rmtree(root, ignore_errors=True)
-    os.environ.update(
-        CITYLAKE_WAREHOUSE=str(root / "lakehouse"),
-        CITYLAKE_LANDING=str(root / "landing"),
-        CITYLAKE_VAR_DIR=str(root),
-    )
+    root = throwaway("bench-normalize")
     import pyspark.sql.functions as F
 
     from citylake.settings import get_settings

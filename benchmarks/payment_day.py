@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import shutil
 import time
-from pathlib import Path
+
+from warehouse import throwaway  # beside this script (its folder is on sys.path)
 
 
 def main() -> None:
@@ -22,13 +21,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=1)
     args = parser.parse_args()
 
-    root = Path("var/bench").resolve()
-    shutil.rmtree(root, ignore_errors=True)
-    os.environ.update(
-        CITYLAKE_WAREHOUSE=str(root / "lakehouse"),
-        CITYLAKE_LANDING=str(root / "landing"),
-        CITYLAKE_VAR_DIR=str(root),
-    )
+    root = throwaway("bench")
 
     from citylake.spark import get_spark
     from pipelines.build import build

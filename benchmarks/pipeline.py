@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from warehouse import throwaway  # beside this script (its folder is on sys.path)
 
 if TYPE_CHECKING:  # imported after the warehouse's environment is set, in main()
     from pipelines.build import BuildResult
@@ -65,14 +66,8 @@ def main() -> None:
         parser.error("--chunk-days must be 0 (the range in one build) or more")
 
     days = max(1, args.backfill_days)
-    root = Path("var/bench-pipeline").resolve()
     kept = Path("var/bench-pipeline-ods").resolve() / f"{days}d-scale{args.scale:g}"
-    shutil.rmtree(root, ignore_errors=True)
-    os.environ.update(
-        CITYLAKE_WAREHOUSE=str(root / "lakehouse"),
-        CITYLAKE_LANDING=str(root / "landing"),
-        CITYLAKE_VAR_DIR=str(root),
-    )
+    root = throwaway("bench-pipeline")
     from jvm_cpu import jvm_cpu, spent  # beside this script (its folder is on sys.path)
 
     from citylake.spark import get_spark
