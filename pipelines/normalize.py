@@ -267,22 +267,19 @@ def normalize(ods: DataFrame, contract: TableContract, *, pii_key: str | None = 
     # value up to four times inside conditional branches, where Spark does not share common
     # subexpressions, so inlined they ran the rule's regexes again for every check (#4).
     ruled = [c for c in contract.columns if c.rule is not None and c.source is not None]
-    parsed_at = {c.name: (f"_value_{i}", f"_ok_{i}") for i, c in enumerate(ruled)}
     parsed_columns = []
-    for col in ruled:
+    for i, col in enumerate(ruled):
         assert col.rule is not None and col.source is not None
         parsed = parse_clean(col.rule, F.col(clean[col.source]), col)
-        value, ok = parsed_at[col.name]
-        parsed_columns += [parsed.value.alias(value), parsed.ok.alias(ok)]
+        parsed_columns += [parsed.value.alias(f"_value_{i}"), parsed.ok.alias(f"_ok_{i}")]
     ods = ods.select("*", *parsed_columns)
     typed: list[SparkColumn] = []
     checks: list[SparkColumn] = []
-    for col in ruled:
+    for i, col in enumerate(ruled):
         assert col.source is not None
         text = F.col(clean[col.source])
         raw = mask(shown[col.source], text) if col.source in shown else F.col(col.source)
-        value, ok = parsed_at[col.name]
-        parsed = Parsed(F.col(value), F.col(ok))
+        parsed = Parsed(F.col(f"_value_{i}"), F.col(f"_ok_{i}"))
         if col.pii is not None:
             # Checks below see what is stored (the hash or mask), as the quality gate does.
             stored = protect(col.pii, parsed.value, pii_key or "")
