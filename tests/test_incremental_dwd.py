@@ -197,6 +197,31 @@ def test_a_merchant_version_affects_its_transactions_from_its_day_on(spark, lake
     assert ids == ["R1", "R2", "R3", "RX", "T1", "T3", "T4", "T5", "T8", "T9"]
 
 
+def test_a_range_of_every_delivery_affects_every_row_without_the_index(
+    spark, lake: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for each in (D5, D6, D7):
+        _deliver(lake, each)
+    name = "ods_pay_transactions"
+    ods = _ods(spark, name, {name: tables.version(spark, tables.contract(name, lake), lake)}, lake)
+
+    def unread(*_: object, **__: object) -> None:
+        raise AssertionError("the line index was read")
+
+    monkeypatch.setattr(affected, "line_keys", unread)
+
+    def lines(first: dt.date, last: dt.date) -> list[tuple]:
+        rows = affected_rows(
+            ods, "pay_transactions", tables.contract("dwd_pay_transaction", lake), TXN_KEYS,
+            days=(first, last), follow=frozenset({"txn"}), at=TXN_AT, settings=lake,
+        )  # fmt: skip
+        return sorted(tuple(r) for r in rows.select(*LINE).collect())
+
+    assert lines(D5, D7) == sorted(tuple(r) for r in ods.select(*LINE).collect())
+    with pytest.raises(AssertionError, match="line index"):  # the 5th's lines are outside
+        lines(D6, D7)
+
+
 def _indexed(lake: Settings) -> dict[str, set[str]]:
     """The index's deliveries, by key-rule fingerprint, read from its Delta log."""
     index = tables.ensure_native(tables.contract(INDEX, lake), lake)
