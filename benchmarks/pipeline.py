@@ -11,8 +11,8 @@ The city's deliveries of every feed (all eleven) are generated and ingested into
    first registry delivery names every merchant, enterprise and station, whose first version
    affects its rows on every day delivered: so the first build makes the DWD facts of all 30
    days whatever its range (at scale 1: 961-1012 s for a first 3-day chunk, 1348 s for one
-   build of all 30 days with their models; 2026-12-04/05; 910.6 s on 2026-12-06,
-   its fact lines taken whole, as every delivery is of its range). Past a million rows a fact table
+   build of all 30 days with their models, 2026-12-04/05; 910.6 s on 2026-12-06, when every
+   delivery of a range that holds them all is taken whole). Past a million rows a fact table
    is written by Spark, not through the driver (pipelines/dwd/affected.py `DRIVER_ROWS`):
    before that, such a build ran the 4 GB driver out of heap and an 8 GB one past
    `spark.driver.maxResultSize`. Chunks cost more in all: each later chunk's registry changes

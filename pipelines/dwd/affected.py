@@ -103,7 +103,8 @@ def affected_rows(
     whose date of the DWD time `at` (the time a fact joins the dimension's history at) is
     `_since` or later; every line of its key when either is null.
     The keys come from the feed's line index (pipelines/dwd/line_keys.py), and only the
-    business dates of the lines found are read from ODS.
+    business dates of the lines found are read from ODS. When every delivery of the feed is of
+    the range (a first backfill), every row is, and `ods` is returned without the index.
     """
     first, last = days
     if _delivered_within(feed, first, last, settings):
