@@ -47,11 +47,14 @@ from pipelines.dwd.affected import (
 from pipelines.dwd.dimensions import build_district, build_industry, build_mcc
 from pipelines.dwd.enterprise import build_enterprise
 from pipelines.dwd.feed import write_feed_dimension
+from pipelines.dwd.fuel import BOOKS_ON as FUEL_BOOKS_ON
 from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
 from pipelines.dwd.gate_outcome import kept_outcomes
 from pipelines.dwd.line_keys import LINE, FeedKeys, index_deliveries
 from pipelines.dwd.merchant import build_merchant
+from pipelines.dwd.order import BOOKS_ON as ORDER_BOOKS_ON
 from pipelines.dwd.order import build_merchant_order
+from pipelines.dwd.pay_transaction import BOOKS_ON as TXN_BOOKS_ON
 from pipelines.dwd.pay_transaction import build_pay_transaction
 from pipelines.dwd.rows import quarantine_rows
 from pipelines.dwd.settlement import build_settlement
@@ -148,6 +151,13 @@ TXN_KEYS = {("txn_id",): "txn", ("refund_of",): "txn", ("merchant_id",): "mercha
 # A transaction is booked with the merchant version valid at its time (pipelines/dwd/
 # pay_transaction.py): a new version affects the transactions from its day on.
 TXN_AT = "txn_time"
+# A fact -> the time of its lines whose date is the partition a row books on (replace_keys reads
+# a key's old rows from those days only). The others are partitioned by a column of their key.
+BOOKS_ON = {
+    "dwd_pay_transaction": TXN_BOOKS_ON,
+    "dwd_merchant_order": ORDER_BOOKS_ON,
+    **FUEL_BOOKS_ON,
+}
 
 
 def _delivered_in(rows: DataFrame, start: dt.date | None, end: dt.date | None) -> DataFrame:
@@ -220,7 +230,7 @@ def build_dwd(
         merchants = tables.read(spark, dwd_merchant, settings=settings)
         facts, txn_rejects = build_pay_transaction(txn_norm, merchants, dwd_txn)
         facts = cached(facts)
-        written = replace_keys(facts, txn_norm, dwd_txn, settings)
+        written = replace_keys(facts, txn_norm, dwd_txn, settings, BOOKS_ON[dwd_txn.name])
         replace_quarantine(txn_rejects, txn_norm, "pay_transactions", settings)
         days = list(written)
         if days and (start is None or end is None):
@@ -467,7 +477,8 @@ def fuel_dwd(
         touched: dict[str, list[dt.date]] = {}
         for name, rows in facts.items():
             table = contracts[FUEL_TABLES[name]]
-            touched[table.name] = list(replace_keys(rows, normalized[name], table, settings))
+            written = replace_keys(rows, normalized[name], table, settings, BOOKS_ON[table.name])
+            touched[table.name] = list(written)
             feed = contracts[name].feed
             assert feed is not None
             rejects = fuel.quarantine.where(F.col("feed") == feed.name)
@@ -594,7 +605,8 @@ def refresh_fact(
         if column is None:
             tables.replace_small(facts, table, settings)
         else:
-            touched = list(replace_keys(facts, normalized, table, settings))
+            books_on = BOOKS_ON.get(table.name)
+            touched = list(replace_keys(facts, normalized, table, settings, books_on))
             where = tables.in_list(column, touched) if touched else None
         replace_quarantine(rejects, normalized, ods.feed.name, settings)
     if column is None or where is not None:  # nothing rewritten: nothing to check

@@ -3,10 +3,10 @@
 Three days of payment and order deliveries hold every relation that reaches back in time: a
 refund booking on its original's day, a re-delivered transaction, a refund that arrives before
 its original, a transaction that arrives before its merchant, a merchant that moves district,
-refunds that together exceed their original, and an order whose re-delivery moves it to
-another day. Built day by day, the DWD tables and the quarantine must equal one build of all
-days; and a day's build must read only the lines related to its deliveries: a merchant's new
-registry version only its transactions from the version's day on.
+refunds that together exceed their original, and a transaction and an order whose
+re-deliveries move them to another day. Built day by day, the DWD tables and the quarantine
+must equal one build of all days; and a day's build must read only the lines related to its
+deliveries: a merchant's new registry version only its transactions from the version's day on.
 """
 
 from __future__ import annotations
@@ -61,12 +61,15 @@ TRANSACTIONS = {
         txn("T2", "M2", "2024-11-05T13:00:00+08:00", 500),
         txn("T9", "M3", "2024-11-05T14:00:00+08:00", 700),  # merchant unknown until the 7th
         txn("RX", "M1", "2024-11-05T15:00:00+08:00", 200, status="refund", refund_of="T8"),
+        txn("T7", "M2", "2024-11-05T16:00:00+08:00", 350),
     ],
     D6: [
         txn("T3", "M1", "2024-11-06T18:00:00+08:00", 800),  # after M1 moved
         txn("R1", "M1", "2024-11-06T10:00:00+08:00", 300, status="refund", refund_of="T1"),
         txn("T2", "M2", "2024-11-05T13:00:00+08:00", 600, updated="2024-11-06T09:00:00+08:00"),
         txn("T4", "M2", "2024-11-06T11:00:00+08:00", 400),
+        # T7's corrected time moves it to the 6th: its row must leave the 5th.
+        txn("T7", "M2", "2024-11-06T08:00:00+08:00", 350, updated="2024-11-06T09:00:00+08:00"),
     ],
     D7: [
         txn("T8", "M1", "2024-11-05T09:00:00+08:00", 900),  # RX's original, two days late
@@ -145,6 +148,7 @@ def test_day_by_day_builds_equal_one_build_of_every_day(
     assert txns["RX"][11] == str(D5) and txns["T9"][12] == "431103"  # booked, and found
     assert txns["T3"][12] == "431103"  # M1's district from the noon of the 6th
     assert txns["T6"][12] == "431102"  # and before it
+    assert txns["T7"][11] == str(D6)  # and no row of it left on the 5th: the states are equal
     orders = {r[0]: r[8] for r in incremental["dwd_merchant_order"]}
     assert orders == {"O1": str(D6), "O2": str(D5), "O3": str(D7)}
     reasons = sorted(r[6] for r in incremental["dwd_quarantine"] if r[0] == "pay_transactions")
@@ -181,10 +185,10 @@ def _affected(spark, lake: Settings, day: dt.date) -> tuple[list[tuple], list[st
 
 def test_a_day_reads_only_the_lines_its_deliveries_relate_to(spark, lake: Settings) -> None:
     seeds, ids = _affected(spark, lake, D6)
-    # The 6th's four lines, T1 (R1's original), T2's first version, and the other refunds of
-    # T1 (R3) and T4 (R2); no merchant changed on the 6th, so nothing else.
+    # The 6th's five lines, T1 (R1's original), the first versions of T2 and T7, and the other
+    # refunds of T1 (R3) and T4 (R2); no merchant changed on the 6th, so nothing else.
     assert seeds == []
-    assert ids == ["R1", "R2", "R3", "T1", "T2", "T2", "T3", "T4"]
+    assert ids == ["R1", "R2", "R3", "T1", "T2", "T2", "T3", "T4", "T7", "T7"]
 
 
 def test_a_merchant_version_affects_its_transactions_from_its_day_on(spark, lake: Settings) -> None:
@@ -256,7 +260,7 @@ def test_each_delivery_is_indexed_once_and_again_when_the_key_rules_change(
     assert rules_fingerprint(table, TXN_KEYS, TXN_AT, "UTC") != rules
     # T1 of the 5th carries its id and its merchant; R1 of the 6th its id, T1 and M1.
     keys = {r[3].replace("\x1f", ":") for r in first}
-    assert {"txn:T1", "merchant:M1", "txn:R1"} <= keys and len(first) == 5 * 2 + 4 * 2 + 2
+    assert {"txn:T1", "merchant:M1", "txn:R1"} <= keys and len(first) == 6 * 2 + 5 * 2 + 2
     # Each row brings all the keys of its line: R1's three, whichever it was found by.
     r1 = [r for r in first if (r[0], r[1]) in {(r[0], r[1]) for r in first if "R1" in r[3]}]
     assert len(r1) == 3 and {r[5] for r in r1} == {("merchant\x1fM1", "txn\x1fR1", "txn\x1fT1")}
@@ -329,3 +333,26 @@ def test_a_rewrite_commits_only_the_rows_that_changed(spark, lake: Settings) -> 
         ("B", D6, "431102"),
         ("R", D5, "431102"),
     ]
+
+
+def test_a_keys_old_rows_are_read_from_the_days_its_lines_book_on(spark, lake: Settings) -> None:
+    """Every line's date counts, in the city's time zone: a line rejected now (its row may
+    have been written before), not one without a time (it never booked a row)."""
+    table = tables.contract("dwd_pay_transaction", lake)
+    east8 = dt.timezone(dt.timedelta(hours=8))
+    lines = spark.createDataFrame(
+        [
+            ("T1", dt.datetime(2024, 11, 5, 12, tzinfo=east8), None),
+            ("T1", dt.datetime(2024, 11, 6, 0, 30, tzinfo=east8), "bad_amount"),  # the 5th in UTC
+            ("R1", dt.datetime(2024, 11, 7, 9, tzinfo=east8), None),
+            ("T2", None, "bad_timestamp"),
+        ],
+        "txn_id string, txn_time timestamp, _reject string",
+    )
+    assert affected.booked_partitions(lines, table, "txn_time") == [D5, D6, D7]
+    # A table partitioned by a column of its key finds it on the lines themselves.
+    settlements = tables.contract("dwd_pay_settlement", lake)
+    paid = spark.createDataFrame([("M1", D6), ("M2", None)], "merchant_id string, settle_date date")
+    assert affected.booked_partitions(paid, settlements, None) == [D6]
+    with pytest.raises(ValueError, match="name the time its rows book on"):
+        affected.booked_partitions(lines, table, None)

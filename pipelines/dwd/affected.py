@@ -162,11 +162,37 @@ def affected_rows(
     return rows.where(F.col("_found") | F.expr(in_range)).drop("_found")
 
 
+def booked_partitions(affected: DataFrame, table: TableContract, books_on: str | None) -> list:
+    """The partitions of `table` that rows of the `affected` (normalized) lines' keys can sit
+    in, old or new: the dates of the lines' `books_on` time, or, when None, the lines' own
+    partition column (a column of the key: settle_date, period).
+
+    A row books on the date of one of its key's lines, or of a related key's (a refund on its
+    original's), and every line of those keys is among the affected ones (`affected_rows`
+    follows them, and ODS keeps every delivered line): so a key's old row, written from some of
+    those lines by an earlier build, is on one of these days, whatever its lines say now. A
+    line rejected now counts too (its merchant may have been known then); one without a time
+    never booked a row. A change of the booking rule itself needs a build of every day.
+    """
+    column = table.partition_by[0]
+    if books_on is None and column not in affected.columns:
+        raise ValueError(
+            f"{table.name}: its lines carry no {column!r}; name the time its rows book on"
+        )
+    value = F.col(column) if books_on is None else F.to_date(books_on)
+    return sorted(r[0] for r in affected.select(value).distinct().collect() if r[0] is not None)
+
+
 def replace_keys(
-    facts: DataFrame, affected: DataFrame, table: TableContract, settings: Settings
+    facts: DataFrame,
+    affected: DataFrame,
+    table: TableContract,
+    settings: Settings,
+    books_on: str | None = None,
 ) -> dict:
     """Put `facts` in place of the DWD rows of every key among the `affected` (normalized)
-    rows, in one commit.
+    rows, in one commit. The keys' old rows are read from the partitions the affected lines
+    can book on (`booked_partitions`, by `books_on`), not from the whole table.
 
     A key whose row moved to another day, or is now quarantined, leaves its old partition too.
     Returns the partitions that old or new rows of those keys touch (in order), each with how
@@ -183,8 +209,10 @@ def replace_keys(
     stale = affected.dropna(subset=key).select(*key).distinct()
     current = tables.read(facts.sparkSession, table, settings=settings)
     facts = tables.conform(facts, table)
+    booked = booked_partitions(affected, table, books_on)
     with releasing():  # `old` is stale once written: not left cached for a later read
-        old = cached(current.join(stale, key, "left_semi"))
+        held = current.where(tables.in_list(column, booked)) if booked else current.limit(0)
+        old = cached(held.join(stale, key, "left_semi"))
         # Per touched partition, the rows of those keys there now and to be, in one job.
         parts = old.select(column, F.lit(0).alias("new")).unionByName(
             facts.select(column, F.lit(1).alias("new"))

@@ -38,6 +38,12 @@ FUEL_TABLES = {
     "ods_fuel_tank_readings": "dwd_tank_reading",
 }
 FUEL_FEEDS = ("fuel_stations", "fuel_sales", "fuel_deliveries", "fuel_tank_readings")
+# Each fact's time, whose date (`biz_date`) is the partition its row books on.
+BOOKS_ON = {
+    "dwd_fuel_sale": "sale_time",
+    "dwd_fuel_delivery": "delivery_time",
+    "dwd_tank_reading": "reading_time",
+}
 # The amount may differ from liters × unit price by rounding to fen, not more.
 AMOUNT_TOLERANCE_YUAN = 0.01
 
@@ -81,7 +87,7 @@ def build_fuel_sale(
     normalized: DataFrame, stations: DataFrame, table: TableContract
 ) -> tuple[DataFrame, DataFrame]:
     """(dwd_fuel_sale rows, quarantine rows) from normalized fuel_sales rows."""
-    rows, rejects = _fact(normalized, stations, table, "fuel_sales", ["sale_id"], "sale_time")
+    rows, rejects = _fact(normalized, stations, table, "fuel_sales", ["sale_id"])
     mismatch = F.abs(F.col("amount_yuan") - F.col("liters") * F.col("unit_price_yuan"))
     return rows.withColumn("amount_mismatch", mismatch > AMOUNT_TOLERANCE_YUAN), rejects
 
@@ -90,7 +96,7 @@ def build_fuel_delivery(
     normalized: DataFrame, stations: DataFrame, table: TableContract
 ) -> tuple[DataFrame, DataFrame]:
     """(dwd_fuel_delivery rows, quarantine rows) from normalized fuel_deliveries rows."""
-    return _fact(normalized, stations, table, "fuel_deliveries", ["delivery_id"], "delivery_time")
+    return _fact(normalized, stations, table, "fuel_deliveries", ["delivery_id"])
 
 
 def build_tank_reading(
@@ -98,7 +104,7 @@ def build_tank_reading(
 ) -> tuple[DataFrame, DataFrame]:
     """(dwd_tank_reading rows, quarantine rows) from normalized fuel_tank_readings rows."""
     key = ["station_id", "tank_id", "reading_time"]
-    return _fact(normalized, stations, table, "fuel_tank_readings", key, "reading_time")
+    return _fact(normalized, stations, table, "fuel_tank_readings", key)
 
 
 def build_fuel_facts(
@@ -134,7 +140,6 @@ def _fact(
     table: TableContract,
     feed: str,
     key: list[str],
-    time: str,
 ) -> tuple[DataFrame, DataFrame]:
     """(deduplicated rows with biz_date, quarantine rows) of one fuel fact feed."""
     known = stations.select("station_id").distinct().withColumn("_known", F.lit(True))
@@ -151,5 +156,7 @@ def _fact(
         ),
     )
     accepted, rejected = split(checked.drop("_known"))
-    rows = latest_delivered_per_key(accepted, key).withColumn("biz_date", F.to_date(time))
+    rows = latest_delivered_per_key(accepted, key).withColumn(
+        "biz_date", F.to_date(BOOKS_ON[table.name])
+    )
     return rows, quarantine_rows(rejected, feed=feed, table=table)

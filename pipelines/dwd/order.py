@@ -21,6 +21,7 @@ from warehouse_layers.contract import TableContract
 
 FEED = "merchant_orders"
 KEY = ["order_id"]
+BOOKS_ON = "order_time"  # its date (`biz_date`) is the partition an order's row books on
 
 
 def build_merchant_order(
@@ -28,5 +29,5 @@ def build_merchant_order(
 ) -> tuple[DataFrame, DataFrame]:
     """(dwd_merchant_order rows, quarantine rows) from normalized merchant_orders rows."""
     accepted, rejected = split(normalized)
-    rows = latest_per_key(accepted, KEY).withColumn("biz_date", F.to_date("order_time"))
+    rows = latest_per_key(accepted, KEY).withColumn("biz_date", F.to_date(BOOKS_ON))
     return conform(rows, table), quarantine_rows(rejected, feed=FEED, table=table)

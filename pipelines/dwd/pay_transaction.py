@@ -17,6 +17,10 @@ from pipelines.dwd.rows import latest_per_key, quarantine_rows, split
 from pipelines.normalize import reject
 from warehouse_layers.contract import TableContract
 
+# A transaction's date (`biz_date`) is that of its time; its row books on that date, a
+# refund's on its original's.
+BOOKS_ON = "txn_time"
+
 
 def build_pay_transaction(
     normalized: DataFrame, merchants: DataFrame, table: TableContract
@@ -36,7 +40,7 @@ def build_pay_transaction(
     # Cached: facts and every kind of reject below branch off these two (released when the
     # caller's `releasing()` block ends).
     latest = cached(
-        latest_per_key(accepted, ["txn_id"]).withColumn("biz_date", F.to_date("txn_time"))
+        latest_per_key(accepted, ["txn_id"]).withColumn("biz_date", F.to_date(BOOKS_ON))
     )
 
     originals = latest.where(F.col("status") != "refund")
