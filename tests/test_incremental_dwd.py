@@ -356,3 +356,8 @@ def test_a_keys_old_rows_are_read_from_the_days_its_lines_book_on(spark, lake: S
     assert affected.booked_partitions(paid, settlements, None) == [D6]
     with pytest.raises(ValueError, match="name the time its rows book on"):
         affected.booked_partitions(lines, table, None)
+    # A row booked off every such day: the rule named the wrong time, and nothing is written.
+    moved = _facts(spark, table, [{"txn_id": "C", "booked_date": D6}])  # its time is of the 5th
+    with pytest.raises(ValueError, match=r"rows book on \['2024-11-06'\]"):
+        affected.replace_keys(moved, moved, table, lake, "txn_time")
+    assert not tables.ensure_native(table, lake).file_uris()

@@ -222,6 +222,16 @@ def replace_keys(
             for part, rows, new in parts.groupBy(column).agg(F.count("*"), F.sum("new")).collect()
             if part is not None
         }
+        # A new row off those days means the booking rule names the wrong time: its key's old
+        # rows could be off them too, and would stay beside the new ones.
+        days = set(booked)
+        stray = sorted(str(p) for p, (_, new) in counts.items() if new and p not in days)
+        if stray:
+            what = repr(column) if books_on is None else f"{books_on!r} date"
+            raise ValueError(
+                f"{table.name}: rows book on {stray}, not on any affected line's {what} "
+                "(pipelines/build.py BOOKS_ON)"
+            )
         touched = sorted(counts)
         if touched and sum(rows for rows, _ in counts.values()) <= DRIVER_ROWS:
             tables.merge_native(row_changes(old, facts, table).toArrow(), table, settings)
