@@ -170,9 +170,10 @@ def booked_partitions(affected: DataFrame, table: TableContract, books_on: str |
     A row books on the date of one of its key's lines, or of a related key's (a refund on its
     original's), and every line of those keys is among the affected ones (`affected_rows`
     follows them, and ODS keeps every delivered line): so a key's old row, written from some of
-    those lines by an earlier build, is on one of these days, whatever its lines say now. A
-    line rejected now counts too (its merchant may have been known then); one without a time
-    never booked a row. A change of the booking rule itself needs a build of every day.
+    those lines by an earlier build, is on one of these days, whatever its lines say now. Every
+    line counts, rejected or not (whatever passed when the old row was written, its day is
+    here); one without a time never booked a row. A change of the booking rule itself needs a
+    build of every day.
     """
     column = table.partition_by[0]
     if books_on is None and column not in affected.columns:
