@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from calendar import monthrange
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ from pipelines.dwd.fuel import BOOKS_ON as FUEL_BOOKS_ON
 from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
 from pipelines.dwd.gate_outcome import kept_outcomes
 from pipelines.dwd.line_keys import LINE, FeedKeys, index_deliveries
-from pipelines.dwd.merchant import build_merchant
+from pipelines.dwd.merchant import BINDING, binding_changes, build_merchant, rebound_days
 from pipelines.dwd.order import BOOKS_ON as ORDER_BOOKS_ON
 from pipelines.dwd.order import build_merchant_order
 from pipelines.dwd.pay_transaction import BOOKS_ON as TXN_BOOKS_ON
@@ -59,7 +60,7 @@ from pipelines.dwd.pay_transaction import build_pay_transaction
 from pipelines.dwd.rows import quarantine_rows
 from pipelines.dwd.settlement import build_settlement
 from pipelines.dwd.tax import build_social_insurance, build_tax_monthly
-from pipelines.modeling.runner import build_models, day_runs
+from pipelines.modeling.runner import build_models, day_runs, run_days
 from pipelines.normalize import normalize, reject
 from pipelines.tables import date_range_predicate
 from pipelines.units import Unit, run_units
@@ -87,6 +88,9 @@ class BuildResult:
     quarantined: dict[str, int] = field(default_factory=dict)  # feed -> rows in dwd_quarantine
     gates: list[GateResult] = field(default_factory=list)
     days: set[dt.date] = field(default_factory=set)  # days outside [start, end] rebuilt too
+    # DWD table -> days its rows changed on beyond those (a superseded tax period's month, the
+    # orders a merchant's new uscc rebinds): restated for that table alone (build_models)
+    restated: dict[str, set[dt.date]] = field(default_factory=dict)
     ads_path: str = ""
     seconds: dict[str, float] = field(default_factory=dict)  # step -> wall time, in order
     unit_seconds: dict[str, float] = field(default_factory=dict)  # DWD unit -> its wall time
@@ -364,7 +368,7 @@ def build_dws_ads(
     span = (result.end - result.start).days + 1
     days = {result.start + dt.timedelta(days=i) for i in range(span)}
     runs = day_runs(days | result.days)
-    touched = build_models(rebuilt, runs, result.input_versions, settings, held)
+    touched = build_models(rebuilt, runs, result.input_versions, settings, held, result.restated)
     for name in touched:
         table = tables.contract(name, settings)
         where = None
@@ -608,10 +612,20 @@ def refresh_fact(
             books_on = BOOKS_ON.get(table.name)
             touched = list(replace_keys(facts, normalized, table, settings, books_on))
             where = tables.in_list(column, touched) if touched else None
+            result.restated[dwd_name] = partition_days(table, touched)
         replace_quarantine(rejects, normalized, ods.feed.name, settings)
     if column is None or where is not None:  # nothing rewritten: nothing to check
         gate_dwd_table(dwd_name, result, settings, where)
     return True
+
+
+def partition_days(table: TableContract, parts: Collection) -> set[dt.date]:
+    """The days that rewritten partitions of a DWD table hold: a date partition its day, a
+    period partition (YYYYMM, a monthly filing) every day of its month."""
+    if table.column(table.partition_by[0]).type == "date":
+        return set(parts)
+    months = [dt.date(int(period[:4]), int(period[4:]), 1) for period in parts]
+    return run_days((m, m.replace(day=monthrange(m.year, m.month)[1])) for m in months)
 
 
 # ODS table -> (DWD table, builder) of the feeds whose DWD is one table of their own.
@@ -813,6 +827,9 @@ def build_units(
     units.append(Unit(FUEL, fuel, partial(build_fuel_dwd, start, end, own[FUEL], settings)))
     if domain is not None:
         units = [u for u in units if contracts[u.tables[0]].domain == domain]
+    merchants = contracts["dwd_merchant"]
+    paying = any(unit.label == PAYMENT for unit in units)  # the unit that rebuilds merchants
+    bound = tables.read_native(merchants, settings=settings, columns=BINDING) if paying else None
     outcomes = run_units(units, contracts, settings.units_at_once)
 
     blocks: list[GateBlocked] = []
@@ -831,10 +848,18 @@ def build_units(
         if unit.label in own:
             result.gates += own[unit.label].gates
             result.rows |= own[unit.label].rows
+            result.restated |= own[unit.label].restated
             if unit.label != FUEL and outcomes[unit.label].value:
                 rebuilt.append(unit.label)
     result.gates += [b.result for b in blocks]
     result.quarantined = quarantined_by_feed(settings)
+    if bound is not None and "dwd_merchant" in rebuilt:
+        # Orders bind at query time: the months of those a new uscc binds anew are restated.
+        now = tables.read_native(merchants, settings=settings, columns=BINDING)
+        orders = tables.read(
+            get_spark(settings), contracts["dwd_merchant_order"], settings=settings
+        )
+        result.restated["dwd_merchant"] = rebound_days(binding_changes(bound, now), orders)
     touched = outcomes[FUEL].value if FUEL in outcomes else None
     assert touched is None or isinstance(touched, set)
     seconds = {label: outcome.seconds for label, outcome in outcomes.items()}

@@ -31,6 +31,7 @@ from pipelines.build import (
 )
 from pipelines.dwd.gate_outcome import kept_outcomes
 from pipelines.ingest import DeliveryResult, ingest_files
+from pipelines.modeling.runner import day_runs, run_days
 
 ENTERPRISE_FEED = ("gov_enterprise_registry",)
 
@@ -215,6 +216,11 @@ def state_of(result: BuildResult, previous: dict[str, Any] | None = None) -> dic
         "gates": [*previous.get("gates", []), *(g.describe() for g in result.gates)],
         "ads_path": result.ads_path or previous.get("ads_path", ""),
         "days": sorted(d.isoformat() for d in result.days),
+        # as runs of days: a first build's tax history is years of them
+        "restated": {
+            name: [[a.isoformat(), b.isoformat()] for a, b in day_runs(days)]
+            for name, days in sorted(result.restated.items())
+        },
     }
 
 
@@ -228,4 +234,8 @@ def build_result(state: dict[str, Any]) -> BuildResult:
         quarantined=dict(state.get("quarantined", {})),
         ads_path=state.get("ads_path", ""),
         days={as_date(d) for d in state.get("days", [])},
+        restated={
+            name: run_days((as_date(a), as_date(b)) for a, b in runs)
+            for name, runs in state.get("restated", {}).items()
+        },
     )

@@ -460,6 +460,20 @@ BAD_CONTRACTS = [
         ["field columns.0.name"],
     ),
     (
+        "month-column-not-a-date",
+        "ads",
+        "ads_x",
+        ADS.replace("primary_key: [a]", "primary_key: [a]\nmonth_column: a"),
+        ["month_column 'a' is not a date column"],
+    ),
+    (
+        "month-column-of-a-partitioned-table",
+        "ads",
+        "ads_x",
+        ADS.replace("primary_key: [a]", "primary_key: [a]\nmonth_column: a\npartition_by: [a]"),
+        ["month_column is for an unpartitioned DWS/ADS table"],
+    ),
+    (
         "invalid-yaml",
         "ads",
         "ads_x",

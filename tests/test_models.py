@@ -75,6 +75,9 @@ def test_header_says_the_contract_once() -> None:
         "(`district_code` IS NULL OR `district_code` RLIKE '^4311[0-9]{2}$')",
     ]
     assert "kind FULL" in header(contracts()["ads_fund_backflow_monthly"])
+    monthly = header(contracts()["dws_enterprise_monthly"])  # month_column: month
+    assert "INCREMENTAL_BY_TIME_RANGE (time_column month)" in monthly
+    assert "interval_unit 'month',\n  allow_partials true,\n  start '2000-01-01'" in monthly
 
 
 def test_column_lineage_reaches_dwd(tmp_path: Path) -> None:

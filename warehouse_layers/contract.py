@@ -362,6 +362,10 @@ class TableContract(BaseModel):
     retention_days: int = Field(gt=0)
     feed: Feed | None = None
     upstream: tuple[str, ...] = Field(default=(), description="Tables this one is built from")
+    # A DWS/ADS table whose rows are months, keyed by this date column (each month's first
+    # day): a build rewrites the months its restated days fall in, not the whole table. Only
+    # for a table whose month depends on that month's inputs alone (no growth over a month).
+    month_column: str | None = None
     # The gate policy of single checks (quality/suites.py), keyed `<column>.<kind>` (kind:
     # not_null, values, range, pattern) or `primary_key.unique`: `block` (the default) stops
     # promotion of the table and everything downstream of it, `quarantine` (row-level checks of
@@ -389,6 +393,11 @@ class TableContract(BaseModel):
             unknown = [c for c in cols if c not in names]
             if unknown:
                 raise ValueError(f"{group} names unknown columns {unknown}")
+        if self.month_column is not None:
+            if self.layer not in ("dws", "ads") or self.partition_by:
+                raise ValueError("month_column is for an unpartitioned DWS/ADS table")
+            if self.month_column not in names or self.column(self.month_column).type != "date":
+                raise ValueError(f"month_column {self.month_column!r} is not a date column")
         if self.feed is not None:
             if self.layer != "ods":
                 raise ValueError("only ODS contracts declare a feed")

@@ -6,12 +6,14 @@
 -- carry every refund and reversal on the ORIGINAL's date (a December refund of a November
 -- payment lowers November), which transaction rows only do through a self-join on refund_of to
 -- find the original's time; and it is one row per merchant, day and channel instead of one per
--- transaction, for a model recomputed whole on every build.
+-- transaction, for a model that reads whole months.
 -- A merchant binds to the uscc of its registry version valid on that day: the version in force
 -- at the end of the day (version dates [valid_from, valid_to) cut to days partition the
 -- calendar, so exactly one version holds for each day; a change during the day governs the whole
 -- day). Orders have their own time, so they take the version valid at order_time. Merchants
 -- without a uscc (个体 street traders) bind to no enterprise.
+-- Built month by month (the contract's month_column): a run reads the whole months its range
+-- falls in, as a month's row depends on that month's inputs alone.
 WITH payment AS (
   SELECT
     CAST(date_trunc('MONTH', t.biz_date) AS DATE)  AS month,
@@ -24,6 +26,7 @@ WITH payment AS (
    AND CAST(m.valid_from AS DATE) <= t.biz_date
    AND t.biz_date < CAST(m.valid_to AS DATE)
   WHERE m.uscc IS NOT NULL
+    AND t.biz_date BETWEEN CAST(date_trunc('MONTH', @start_date) AS DATE) AND last_day(@end_date)
   GROUP BY 1, 2, 3
 ),
 platform AS (
@@ -38,6 +41,7 @@ platform AS (
    AND m.valid_from <= o.order_time
    AND o.order_time < m.valid_to
   WHERE o.status = 'paid' AND m.uscc IS NOT NULL
+    AND o.biz_date BETWEEN CAST(date_trunc('MONTH', @start_date) AS DATE) AND last_day(@end_date)
   GROUP BY 1, 2, 3
 ),
 merchants AS (
@@ -68,6 +72,7 @@ tax AS (
     sales_revenue_yuan,
     total_tax_yuan
   FROM dwd.dwd_tax_monthly
+  WHERE period BETWEEN date_format(@start_date, 'yyyyMM') AND date_format(@end_date, 'yyyyMM')
 ),
 insurance AS (
   SELECT
@@ -75,6 +80,7 @@ insurance AS (
     uscc,
     insured_headcount
   FROM dwd.dwd_social_insurance
+  WHERE period BETWEEN date_format(@start_date, 'yyyyMM') AND date_format(@end_date, 'yyyyMM')
 ),
 grain AS (
   SELECT month, uscc FROM trade

@@ -1,9 +1,12 @@
 """A model's SQLMesh header, generated from its table contract (say a thing once).
 
 Kind: a table partitioned by a date column is INCREMENTAL_BY_TIME_RANGE on it, so a build
-rewrites exactly the days it names; an unpartitioned table (the monthly and yearly indicators:
-a few thousand rows, whose current month must show while it is still running) is FULL and is
-recomputed whole from its inputs on every build.
+rewrites exactly the days it names. A table of months (the contract's ``month_column``) is
+incremental by month: a restated day rewrites its whole month, and the month still running
+shows (``allow_partials``); it holds every month its inputs have (``MONTHS_START``), as tax
+filings reach back years before the daily models' start. Any other table (indicators with
+growth over months or years: a month's row depends on other months) is FULL and is recomputed
+whole from its inputs on every build.
 
 Audits are blocking: one ``contract_rows`` audit (models/audits/) finds the rows that break a
 column check of the contract (not null, accepted values, range, pattern) or share their primary
@@ -17,6 +20,7 @@ from warehouse_layers.contract import Column, TableContract
 
 MODEL_LAYERS = ("dws", "ads")
 DATE_TYPES = ("date", "timestamp")
+MONTHS_START = "2000-01-01"  # before any filing a feed can carry: nothing is left out
 
 
 def model_name(table: TableContract) -> str:
@@ -28,7 +32,9 @@ def _quote(text: str) -> str:
 
 
 def time_column(table: TableContract) -> str | None:
-    """The column a model is incremental on: its date partition, if any."""
+    """The column a model is incremental on: its month column or its date partition, if any."""
+    if table.month_column is not None:
+        return table.month_column
     if not table.partition_by:
         return None
     column = table.column(table.partition_by[0])
@@ -93,6 +99,8 @@ def header(table: TableContract) -> str:
         + ", ".join(f'"{k}" = {_quote(v)}' for k, v in properties.items())
         + ")",
     ]
+    if table.month_column is not None:
+        lines += ["interval_unit 'month'", "allow_partials true", f"start '{MONTHS_START}'"]
     if table.primary_key:
         lines.append(f"grain ({', '.join(table.primary_key)})")
     if table.partition_by:

@@ -5,7 +5,10 @@ deploys model changes and marks the days up to the last one as built without com
 (``empty_backfill``): a build computes exactly the days it names, as before SQLMesh. Then one
 restatement plan per run of days restates those external models, which cascades to every model
 downstream of them: incremental models rewrite exactly those days (one REPLACE WHERE commit
-each), full models (the monthly and yearly indicators) are recomputed whole.
+each; a monthly one the months they fall in), full models (the indicators with growth over
+months or years) are recomputed whole, by the last plan that reaches them. Days that changed
+for one table alone (a corrected tax period, orders bound anew) get plans of their own first,
+restating only that table.
 
 Audits run after SQLMesh writes. So the runner records each model table's Delta version first
 and, when an audit fails, RESTOREs every model table to it (one commit each) before raising
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from sqlmesh.utils.errors import SQLMeshError
 
@@ -47,14 +50,51 @@ def day_runs(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
     return runs
 
 
+def run_days(runs: Iterable[tuple[dt.date, dt.date]]) -> set[dt.date]:
+    """Every day of the given runs (`day_runs` turned back)."""
+    return {a + dt.timedelta(days=i) for a, b in runs for i in range((b - a).days + 1)}
+
+
+def further_plans(
+    rebuilt: Sequence[str],
+    runs: Sequence[tuple[dt.date, dt.date]],
+    restated: Mapping[str, Collection[dt.date]],
+    last: dt.date,
+) -> list[tuple[list[str], dt.date, dt.date]]:
+    """The restatements of single tables beyond the `runs`: each run of their days (up to
+    `last`, the build's last day) with the tables that changed in it."""
+    covered = run_days(runs)
+    further = {
+        name: {d for d in restated[name] if d <= last and d not in covered}
+        for name in rebuilt
+        if name in restated
+    }
+    return [
+        ([n for n in rebuilt if any(start <= d <= end for d in further.get(n, ()))], start, end)
+        for start, end in day_runs(set().union(*further.values()))
+    ]
+
+
+def _table(fqn: str) -> str:
+    """A model's table name from its fully qualified name."""
+    return fqn.split(".")[-1].strip('"')
+
+
 def build_models(
     rebuilt: Sequence[str],
     runs: Sequence[tuple[dt.date, dt.date]],
     input_versions: dict[str, int],
     settings: Settings,
     held: Sequence[str] = (),
+    restated: Mapping[str, Collection[dt.date]] | None = None,
 ) -> list[str]:
     """Restate the models downstream of the `rebuilt` DWD tables over each run of days.
+
+    `restated` names further days of single rebuilt tables, beyond the runs (a superseded tax
+    period, the orders a merchant's new version binds anew): each run of those days restates
+    only the tables that changed in it, so the models below them (the monthly ones, by month)
+    recompute it and the daily models of other tables do not. These plans come first, and a
+    FULL model is computed only by the last plan that restates it: once per build.
 
     A model downstream of a `held` DWD table (one a gate blocked) is not computed, also when
     it reads rebuilt tables too: it keeps its rows until a build promotes that table again.
@@ -88,17 +128,23 @@ def build_models(
         }
 
     withheld = downstream(held)
-    computed = downstream(rebuilt) - withheld
-    if withheld and not computed:
+    last = max(end for _, end in runs)
+    plans = [*further_plans(rebuilt, runs, restated or {}, last), *((rebuilt, *r) for r in runs)]
+    # Each plan's models to compute: those below its tables but the withheld ones and the FULL
+    # ones a later plan recomputes whole anyway (a restated model left out keeps its rows).
+    computed = [downstream(names) - withheld for names, _, _ in plans]
+    later: set[str] = set()
+    for i in reversed(range(len(plans))):
+        full = {fqn for fqn in computed[i] if ctx.get_model(fqn).kind.is_full}
+        computed[i], later = computed[i] - later, later | full
+    everything = set().union(*computed)
+    if withheld and not everything:
         return []  # everything below the rebuilt tables waits for a held one
     # Restating a DWD table cascades to every model below it; only `computed` are backfilled
     # (a withheld model keeps its rows; a later build that restates those days computes it).
-    touched = sorted(fqn.split(".")[-1].strip('"') for fqn in computed)
-    backfill = None
+    touched = sorted(_table(fqn) for fqn in everything)
     if withheld:  # the audits judge what this build computes, for the feeds behind it only
-        backfill = [f"{contracts[n].layer}.{n}" for n in touched]
         audited = ", ".join(touched)
-    last = max(end for _, end in runs)
     try:
         # Deploy model changes (creates prod on the first build) and mark every day up to the
         # last one as built without computing it: a build computes exactly the days it names.
@@ -110,10 +156,15 @@ def build_models(
             no_prompts=True,
             skip_tests=True,
         )
-        for start, end in runs:
+        for (names, start, end), models_of in zip(plans, computed, strict=True):
+            if not models_of:
+                continue  # a later plan computes all of it
+            backfill = None
+            if models_of != downstream(names):
+                backfill = [f"{contracts[_table(f)].layer}.{_table(f)}" for f in sorted(models_of)]
             ctx.plan(
                 "prod",
-                restate_models=[f"dwd.{name}" for name in rebuilt],
+                restate_models=[f"dwd.{name}" for name in names],
                 backfill_models=backfill,
                 start=start,
                 end=end,
