@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from calendar import monthrange
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,7 +59,7 @@ from pipelines.dwd.pay_transaction import build_pay_transaction
 from pipelines.dwd.rows import quarantine_rows
 from pipelines.dwd.settlement import build_settlement
 from pipelines.dwd.tax import build_social_insurance, build_tax_monthly
-from pipelines.modeling.runner import build_models, day_runs, run_days
+from pipelines.modeling.runner import build_models, day_runs, month_of, run_days
 from pipelines.normalize import normalize, reject
 from pipelines.tables import date_range_predicate
 from pipelines.units import Unit, run_units
@@ -624,8 +623,7 @@ def partition_days(table: TableContract, parts: Collection) -> set[dt.date]:
     period partition (YYYYMM, a monthly filing) every day of its month."""
     if table.column(table.partition_by[0]).type == "date":
         return set(parts)
-    months = [dt.date(int(period[:4]), int(period[4:]), 1) for period in parts]
-    return run_days((m, m.replace(day=monthrange(m.year, m.month)[1])) for m in months)
+    return run_days(month_of(dt.date(int(period[:4]), int(period[4:]), 1)) for period in parts)
 
 
 # ODS table -> (DWD table, builder) of the feeds whose DWD is one table of their own.

@@ -128,16 +128,22 @@ def test_further_days_are_restated_for_their_tables_alone() -> None:
     day = dt.date(2024, 11, 7)
     runs = [(day, day)]
     restated = {
+        "dwd_pay_transaction": {dt.date(2024, 10, 3), dt.date(2024, 10, 9)},
         "dwd_tax_monthly": {dt.date(2024, 5, d) for d in range(1, 32)},
-        "dwd_merchant_order": {dt.date(2024, 5, 20), day, dt.date(2024, 12, 1)},
+        "dwd_merchant_order": {dt.date(2024, 4, 2), dt.date(2024, 11, 2), dt.date(2024, 12, 1)},
         "dwd_gate_outcome": {day},  # within the runs: nothing further
         "dwd_enterprise": {dt.date(2024, 1, 1)},  # not rebuilt: not restated
     }
-    rebuilt = ["dwd_tax_monthly", "dwd_merchant_order", "dwd_gate_outcome"]
-    # One plan per run of further days, for the tables that changed in it. Days after the
-    # build's last one are not built yet: their own build computes them.
-    assert further_plans(rebuilt, runs, restated, last=day) == [
-        (["dwd_tax_monthly", "dwd_merchant_order"], dt.date(2024, 5, 1), dt.date(2024, 5, 31)),
+    rebuilt = ["dwd_pay_transaction", "dwd_tax_monthly", "dwd_merchant_order", "dwd_gate_outcome"]
+    by_month = ["dwd_tax_monthly", "dwd_merchant_order"]  # only monthly or FULL models read them
+    # One plan per run of further days, for the tables that changed in it. A table read by
+    # month only is restated by whole months (April's order restates April), and not in a
+    # month the runs restate (November's order). Days after the build's last one are not
+    # built yet: their own build computes them (December's order).
+    assert further_plans(rebuilt, runs, restated, day, by_month) == [
+        (["dwd_tax_monthly", "dwd_merchant_order"], dt.date(2024, 4, 1), dt.date(2024, 5, 31)),
+        (["dwd_pay_transaction"], dt.date(2024, 10, 3), dt.date(2024, 10, 3)),
+        (["dwd_pay_transaction"], dt.date(2024, 10, 9), dt.date(2024, 10, 9)),
     ]
 
 

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from calendar import monthrange
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
+from sqlmesh.core.node import IntervalUnit
 from sqlmesh.utils.errors import SQLMeshError
 
 from citylake.settings import Settings
@@ -55,20 +57,33 @@ def run_days(runs: Iterable[tuple[dt.date, dt.date]]) -> set[dt.date]:
     return {a + dt.timedelta(days=i) for a, b in runs for i in range((b - a).days + 1)}
 
 
+def month_of(day: dt.date) -> tuple[dt.date, dt.date]:
+    """The first and last day of `day`'s month."""
+    return day.replace(day=1), day.replace(day=monthrange(day.year, day.month)[1])
+
+
 def further_plans(
     rebuilt: Sequence[str],
     runs: Sequence[tuple[dt.date, dt.date]],
     restated: Mapping[str, Collection[dt.date]],
     last: dt.date,
+    by_month: Collection[str] = (),
 ) -> list[tuple[list[str], dt.date, dt.date]]:
     """The restatements of single tables beyond the `runs`: each run of their days (up to
-    `last`, the build's last day) with the tables that changed in it."""
+    `last`, the build's last day) with the tables that changed in it.
+
+    A table `by_month` (only monthly or FULL models read it) is restated by whole months, and
+    not at all in a month the runs restate already: its models recompute whole months, so
+    one plan per run of months does, where days apart would each cost one."""
     covered = run_days(runs)
-    further = {
-        name: {d for d in restated[name] if d <= last and d not in covered}
-        for name in rebuilt
-        if name in restated
-    }
+    months = {month_of(day) for day in covered}
+    further = {}
+    for name in (n for n in rebuilt if n in restated):
+        days = {d for d in restated[name] if d <= last}
+        if name in by_month:
+            spans = {month_of(d) for d in days} - months
+            days = {d for d in run_days(spans) if d <= last}
+        further[name] = days - covered
     return [
         ([n for n in rebuilt if any(start <= d <= end for d in further.get(n, ()))], start, end)
         for start, end in day_runs(set().union(*further.values()))
@@ -109,7 +124,7 @@ def build_models(
     spark = get_spark(settings)
     contracts = tables.contracts(settings)
     ctx = context(settings)
-    models = {m.name.split(".")[-1] for m in ctx.models.values()}
+    models = {_table(m.name) for m in ctx.models.values()}
     rebuilt = [name for name in rebuilt if name in models]  # DWD tables that some model reads
     register_tables(spark, [contracts[name] for name in sorted(models)], settings)
     for name in models:  # each model's input roots at the versions this build read
@@ -127,9 +142,15 @@ def build_models(
             for fqn in ctx.dag.downstream(ctx.get_model(f"dwd.{name}").fqn)
         }
 
+    def monthly(fqn: str) -> bool:  # computed by whole months, or whole
+        model = ctx.get_model(fqn)
+        return model.kind.is_full or model.interval_unit == IntervalUnit.MONTH
+
     withheld = downstream(held)
     last = max(end for _, end in runs)
-    plans = [*further_plans(rebuilt, runs, restated or {}, last), *((rebuilt, *r) for r in runs)]
+    by_month = [name for name in rebuilt if all(map(monthly, downstream([name])))]
+    further = further_plans(rebuilt, runs, restated or {}, last, by_month)
+    plans = [*further, *((rebuilt, *r) for r in runs)]
     # Each plan's models to compute: those below its tables but the withheld ones and the FULL
     # ones a later plan recomputes whole anyway (a restated model left out keeps its rows).
     computed = [downstream(names) - withheld for names, _, _ in plans]
