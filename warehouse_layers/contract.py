@@ -364,7 +364,8 @@ class TableContract(BaseModel):
     upstream: tuple[str, ...] = Field(default=(), description="Tables this one is built from")
     # A DWS/ADS table whose rows are months, keyed by this date column (each month's first
     # day): a build rewrites the months its restated days fall in, not the whole table. Only
-    # for a table whose month depends on that month's inputs alone (no growth over a month).
+    # for a table whose month depends on that month's inputs alone (no growth against another
+    # month, which must stay FULL).
     month_column: str | None = None
     # The gate policy of single checks (quality/suites.py), keyed `<column>.<kind>` (kind:
     # not_null, values, range, pattern) or `primary_key.unique`: `block` (the default) stops
