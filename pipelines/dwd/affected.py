@@ -32,7 +32,7 @@ from pyspark.sql import DataFrame
 
 from citylake.settings import Settings
 from pipelines import tables
-from pipelines.cached import cached, releasing
+from pipelines.cached import cached
 from pipelines.dwd.line_keys import LINE, key_value, line_keys
 from warehouse_layers.contract import TableContract
 
@@ -201,67 +201,107 @@ def replace_keys(
     restate, whether or not a row there changed, so a rerun after a crash between DWD and the
     models restates the same days; the counts save the caller a count of its own.
 
-    Only the rows that differ are written (`row_changes`), by delta-rs from the driver: a
-    city-day's late refunds add their rows to their originals' days rather than rewriting those
-    days, and a rebuild with the same inputs writes nothing. Past `DRIVER_ROWS` rows of those
-    keys (a backfill's range), Spark rewrites the touched partitions itself.
+    Up to `DRIVER_ROWS` old and new rows (half as many keys: a key has one row), the driver
+    diffs them in Arrow and delta-rs commits only the rows that differ (`row_changes`): a
+    city-day's late refunds add their rows to their originals' days rather than rewriting
+    those days, and a rebuild with the same inputs writes nothing. More keys (a backfill's
+    range) go by Spark's own writer, which rewrites the touched partitions from the tasks.
     """
     key, column = list(table.primary_key), table.partition_by[0]
     stale = affected.dropna(subset=key).select(*key).distinct()
-    current = tables.read(facts.sparkSession, table, settings=settings)
     facts = tables.conform(facts, table)
     booked = booked_partitions(affected, table, books_on)
-    with releasing():  # `old` is stale once written: not left cached for a later read
-        held = current.where(tables.in_list(column, booked)) if booked else current.limit(0)
-        old = cached(held.join(stale, key, "left_semi"))
-        # Per touched partition, the rows of those keys there now and to be, in one job.
-        parts = old.select(column, F.lit(0).alias("new")).unionByName(
-            facts.select(column, F.lit(1).alias("new"))
+    most = DRIVER_ROWS // 2
+    keys = stale.limit(most + 1).toArrow()  # one job; never more than the driver may hold
+    if keys.num_rows <= most:
+        where = pc.field(column).isin(booked) if booked else pc.scalar(False)
+        old = tables.conform_arrow(tables.read_native_keys(table, keys, where, settings), table)
+        new = tables.conform_arrow(facts.toArrow(), table)
+        counts = _partition_counts(old[column], new[column], table, booked, books_on)
+        changes = row_changes(old, new, table)
+        if changes.num_rows:
+            tables.merge_native(changes, table, settings)
+        return {part: counts[part][1] for part in sorted(counts)}
+    current = tables.read(facts.sparkSession, table, settings=settings)
+    held = current.where(tables.in_list(column, booked)) if booked else current.limit(0)
+    olds = held.join(stale, key, "left_semi").select(column, F.lit(0).alias("new"))
+    # Per touched partition, the rows of those keys there now and to be, in one job.
+    parts = olds.unionByName(facts.select(column, F.lit(1).alias("new")))
+    found = parts.groupBy(column).agg(F.count("*"), F.sum("new")).collect()
+    counts = _checked({part: (rows, new) for part, rows, new in found}, table, booked, books_on)
+    if counts:
+        where = tables.in_list(column, sorted(counts))
+        kept = current.where(where).join(stale, key, "left_anti")
+        tables.replace(kept.unionByName(facts.where(where)), table, where, settings)
+    return {part: counts[part][1] for part in sorted(counts)}
+
+
+def _partition_counts(
+    old: pa.ChunkedArray,
+    new: pa.ChunkedArray,
+    table: TableContract,
+    booked: list,
+    books_on: str | None,
+) -> dict:
+    """Per partition of the keys' `old` and `new` rows: (old and new rows, new rows)."""
+    counts: dict = {}
+    for parts, is_new in ((old, 0), (new, 1)):
+        for row in pc.value_counts(parts).to_pylist():
+            rows, new_rows = counts.get(row["values"], (0, 0))
+            counts[row["values"]] = (rows + row["counts"], new_rows + is_new * row["counts"])
+    return _checked(counts, table, booked, books_on)
+
+
+def _checked(counts: dict, table: TableContract, booked: list, books_on: str | None) -> dict:
+    """The partition counts of a rewrite, once no new row books off the `booked` days: then
+    the booking rule names the wrong time, and its key's old rows could be off them too and
+    would stay beside the new ones. A row without a partition is no partition."""
+    counts = {part: n for part, n in counts.items() if part is not None}
+    days = set(booked)
+    stray = sorted(str(p) for p, (_, new) in counts.items() if new and p not in days)
+    if stray:
+        column = table.partition_by[0]
+        what = repr(column) if books_on is None else f"{books_on!r} date"
+        raise ValueError(
+            f"{table.name}: rows book on {stray}, not on any affected line's {what} "
+            "(pipelines/build.py BOOKS_ON)"
         )
-        counts = {
-            part: (rows, new)
-            for part, rows, new in parts.groupBy(column).agg(F.count("*"), F.sum("new")).collect()
-            if part is not None
-        }
-        # A new row off those days means the booking rule names the wrong time: its key's old
-        # rows could be off them too, and would stay beside the new ones.
-        days = set(booked)
-        stray = sorted(str(p) for p, (_, new) in counts.items() if new and p not in days)
-        if stray:
-            what = repr(column) if books_on is None else f"{books_on!r} date"
-            raise ValueError(
-                f"{table.name}: rows book on {stray}, not on any affected line's {what} "
-                "(pipelines/build.py BOOKS_ON)"
-            )
-        touched = sorted(counts)
-        if touched and sum(rows for rows, _ in counts.values()) <= DRIVER_ROWS:
-            tables.merge_native(row_changes(old, facts, table).toArrow(), table, settings)
-        elif touched:
-            where = tables.in_list(column, touched)
-            kept = current.where(where).join(stale, key, "left_anti")
-            tables.replace(kept.unionByName(facts.where(where)), table, where, settings)
-    return {part: counts[part][1] for part in touched}
+    return counts
 
 
-def row_changes(old: DataFrame, new: DataFrame, table: TableContract) -> DataFrame:
+def row_changes(old: pa.Table, new: pa.Table, table: TableContract) -> pa.Table:
     """The changes that turn the `old` rows of some keys into the `new` rows of the same keys
-    (`tables.merge_native`): rows alike in every column are left alone; a key only new is an
-    insert, only old a delete, in both an update (a delete and an insert when its partition
-    moved)."""
+    (`tables.merge_native`; both conformed to `table`): rows alike in every column are left
+    alone; a key only new is an insert, only old a delete, in both an update (a delete and an
+    insert when its partition moved)."""
     key, column = list(table.primary_key), table.partition_by[0]
-    names = [c.name for c in table.columns]
-    pairs = old.select(*key, F.struct(*names).alias("_old")).join(
-        new.select(*key, F.struct(*names).alias("_new")), key, "full_outer"
-    )
-    pairs = pairs.where(~F.col("_old").eqNullSafe(F.col("_new")))
-    was, now = F.col("_old"), F.col("_new")
-    moved = was.isNotNull() & now.isNotNull() & ~was[column].eqNullSafe(now[column])
-    kind = F.when(was.isNull() | moved, "insert").otherwise("update")
-    upserts = pairs.where(now.isNotNull()).select("_new.*", kind.alias(tables.CHANGE))
-    deletes = pairs.where(was.isNotNull() & (now.isNull() | moved)).select(
-        "_old.*", F.lit("delete").alias(tables.CHANGE)
-    )
-    return upserts.unionByName(deletes)
+    if nested := [f.name for f in old.schema if pa.types.is_nested(f.type)]:
+        raise TypeError(f"{table.name}: row_changes compares flat columns, not {nested}")
+    at = ("_old_at", "_new_at")  # each side's row number, paired by key
+    sides = [
+        rows.select(key).append_column(name, pa.array(range(rows.num_rows), pa.int64()))
+        for rows, name in ((old, at[0]), (new, at[1]))
+    ]
+    pairs = sides[0].join(sides[1], key, join_type="full outer")
+    was, now = old.take(pairs[at[0]]), new.take(pairs[at[1]])  # a missing side: null cells
+    has_was, has_now = pc.is_valid(pairs[at[0]]), pc.is_valid(pairs[at[1]])
+    same = pc.and_(has_was, has_now)
+    for name in old.column_names:
+        same = pc.and_(same, _alike(was[name], now[name]))
+    moved = pc.and_(pc.and_(has_was, has_now), pc.invert(_alike(was[column], now[column])))
+    differs = pc.invert(same)
+    kind = pc.if_else(pc.or_(pc.invert(has_was), moved), "insert", "update")
+    upserts = now.append_column(tables.CHANGE, kind).filter(pc.and_(has_now, differs))
+    gone = pc.and_(pc.and_(has_was, differs), pc.or_(pc.invert(has_now), moved))
+    deletes = was.filter(gone)
+    deleted = pa.array(["delete"] * deletes.num_rows, pa.string())
+    return pa.concat_tables([upserts, deletes.append_column(tables.CHANGE, deleted)])
+
+
+def _alike(a: pa.ChunkedArray, b: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Cell by cell, whether `a` and `b` hold the same value, two nulls alike (Spark's <=>)."""
+    both = pc.and_(pc.is_valid(a), pc.is_valid(b))
+    return pc.if_else(both, pc.equal(a, b), pc.and_(pc.is_null(a), pc.is_null(b)))
 
 
 def replace_quarantine(
