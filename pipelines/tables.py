@@ -247,20 +247,26 @@ def read_native_keys(
     settings: Settings | None = None,
 ) -> pa.Table:
     """The rows of `table` matching `where` whose columns of `keys` equal one of its rows, read
-    without Spark: batch by batch, so the driver holds the matches, not the partitions read."""
+    without Spark, batch by batch: the driver holds the matches and at most a million rows
+    read, not the partitions."""
     dataset = _native_dataset(table, settings)
     keys = keys.cast(pa.schema([dataset.schema.field(name) for name in keys.column_names]))
     found: list[pa.Table] = []
     pending: list[pa.RecordBatch] = []
-    for batch in [*dataset.to_batches(filter=where), None]:
-        if batch is not None:
-            pending.append(batch)
+
+    def join_pending() -> None:
+        rows = pa.Table.from_batches(pending, dataset.schema)
+        matches = rows.join(keys, keys.column_names, join_type="left semi")
+        found.append(matches.select(dataset.schema.names))
+        pending.clear()
+
+    for batch in dataset.to_batches(filter=where):  # a generator: one batch read at a time
+        pending.append(batch)
         # Joined a million rows at a time: each join hashes all the keys again.
-        if pending and (batch is None or sum(b.num_rows for b in pending) >= 1_000_000):
-            rows = pa.Table.from_batches(pending, dataset.schema)
-            matches = rows.join(keys, keys.column_names, join_type="left semi")
-            found.append(matches.select(dataset.schema.names))
-            pending = []
+        if sum(b.num_rows for b in pending) >= 1_000_000:
+            join_pending()
+    if pending:
+        join_pending()
     return pa.concat_tables(found) if found else dataset.schema.empty_table()
 
 
