@@ -117,7 +117,7 @@ def _ods(spark: SparkSession, name: str, versions: dict[str, int], settings: Set
     # The feed's committed delivery ids as a literal list, read without Spark: a broadcast join
     # with the log cost a Spark read of it and a broadcast job in every query of the build.
     log = tables.contract("ods_delivery_log", settings)
-    committed = tables.read_native(log, pc.field("feed") == table.feed.name, settings)
+    committed = tables.read_native_current(log, pc.field("feed") == table.feed.name, settings)
     ids = sorted(set(committed["delivery_id"].to_pylist()))
     return rows.where(tables.one_of(F.col("_delivery_id"), ids))
 
@@ -557,7 +557,7 @@ def fuel_restated(
 
 def delivered(feeds: tuple[str, ...], settings: Settings) -> bool:
     """Whether any of `feeds` ever delivered (the delivery log, read without Spark)."""
-    log = tables.read_native(
+    log = tables.read_native_current(
         tables.contract("ods_delivery_log", settings), pc.field("feed").isin(list(feeds)), settings
     )
     return log.num_rows > 0

@@ -85,6 +85,24 @@ def test_rows_are_counted_without_spark(spark, lake: Settings) -> None:
     assert sorted(feeds["feed"].to_pylist()) == ["fuel_sales", "orders", "orders"]
 
 
+def test_a_current_read_follows_the_tables_version(spark, lake: Settings) -> None:
+    """The rows read once per version (the delivery log during a build) are read again as
+    soon as a commit moves it, and never served from another version."""
+    table = tables.contract("dwd_quarantine", lake)
+    tables.write_native(
+        pa.Table.from_pylist([_quarantined("orders", 2)]), table, mode="append", settings=lake
+    )
+    first = tables.read_native_current(table, settings=lake)
+    assert first.num_rows == 1
+    assert tables.read_native_current(table, settings=lake) is first  # same version: kept
+    tables.write_native(
+        pa.Table.from_pylist([_quarantined("fuel_sales", 7)]), table, mode="append", settings=lake
+    )
+    now = tables.read_native_current(table, pc.field("feed") == "fuel_sales", settings=lake)
+    assert now["source_line"].to_pylist() == [7]
+    assert tables.read_native_current(table, settings=lake).num_rows == 2
+
+
 def test_an_append_refuses_a_predicate(lake: Settings) -> None:
     table = tables.contract("dwd_quarantine", lake)
     rows = pa.Table.from_pylist([_quarantined("orders", 2)])

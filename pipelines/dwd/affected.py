@@ -68,7 +68,7 @@ def versions_since(
 def _delivered_within(feed: str, first: dt.date, last: dt.date, settings: Settings) -> bool:
     """Whether every committed delivery of `feed` (the delivery log, read without Spark; the
     build's ODS rows are those of its deliveries) is of a business date in [first, last]."""
-    log = tables.read_native(
+    log = tables.read_native_current(
         tables.contract("ods_delivery_log", settings), pc.field("feed") == feed, settings
     )
     dates = pc.min_max(log["business_date"])

@@ -40,7 +40,7 @@ def covered_dates(
     if start is not None and end is not None:
         return start, end
     delivery_log = tables.contract("ods_delivery_log", settings)
-    dates = tables.read_native(delivery_log, settings=settings).column("business_date")
+    dates = tables.read_native_current(delivery_log, settings=settings).column("business_date")
     bounds = pc.min_max(dates)
     return bounds["min"].as_py(), bounds["max"].as_py()
 

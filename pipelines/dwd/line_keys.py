@@ -130,7 +130,7 @@ def index_deliveries(feeds: Mapping[str, FeedKeys], settings: Settings) -> None:
         (p["feed"], p["rules"], p["delivery_id"])
         for p in tables.ensure_native(index, settings).partitions()
     }
-    log = tables.read_native(
+    log = tables.read_native_current(
         tables.contract("ods_delivery_log", settings),
         pc.field("feed").isin(list(feeds)) & (pc.field("loaded") > 0),
         settings,
