@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyspark.sql.functions as F
 import pytest
+from pyspark.sql import Column
 
 from citylake.settings import Settings
 from pipelines import tables
@@ -30,6 +31,7 @@ from pipelines.build import (
     refresh_fact,
 )
 from pipelines.dwd import affected
+from pipelines.dwd import line_keys as line_keys_module
 from pipelines.dwd.affected import affected_rows, versions_since
 from pipelines.dwd.line_keys import INDEX, LINE, line_keys, rules_fingerprint
 from pipelines.ingest import ingest_file
@@ -201,6 +203,39 @@ def test_a_merchant_version_affects_its_transactions_from_its_day_on(spark, lake
     assert ids == ["R1", "R2", "R3", "RX", "T1", "T3", "T4", "T5", "T8", "T9"]
 
 
+def _coarse_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys hashed into three values: nearly every probe of the index meets other keys."""
+
+    def coarse(key: Column) -> Column:
+        return F.xxhash64(key) % 3
+
+    monkeypatch.setattr(line_keys_module, "key_hash", coarse)
+    monkeypatch.setattr(affected, "key_hash", coarse)
+
+
+def test_lines_whose_key_shares_a_hash_are_found_too(
+    spark, lake: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _coarse_hash(monkeypatch)
+    _, ids = _affected(spark, lake, D6)
+    exact = ["R1", "R2", "R3", "T1", "T2", "T2", "T3", "T4", "T7", "T7"]
+    assert set(exact) < set(ids)  # the related lines, and lines met by a shared hash
+
+
+def test_day_by_day_builds_are_exact_when_keys_share_hashes(
+    spark, lake: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lines a shared hash brings are followed like related ones and rebuilt: the days
+    come out as one build of all of ODS makes them (which reads no index)."""
+    _coarse_hash(monkeypatch)
+    for day in (D5, D6, D7):
+        _deliver(lake, day)
+        _build(lake, day, day)
+    incremental = _state(spark, lake)
+    _build(lake, None, None)
+    assert _state(spark, lake) == incremental
+
+
 def test_a_range_of_every_delivery_affects_every_row_without_the_index(
     spark, lake: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -245,6 +280,9 @@ def test_each_delivery_is_indexed_once_and_again_when_the_key_rules_change(
     def index() -> list[tuple]:
         rows = tables.read(spark, ods, settings=lake)
         keys = line_keys(rows, "pay_transactions", table, TXN_KEYS, lake, TXN_AT)
+        # Each row is probed by its key's hash (pipelines/dwd/affected.py).
+        assert keys.where(F.col("_key_hash") != F.xxhash64("_key")).isEmpty()
+        keys = keys.select(*LINE, "_business_date", "_key", "_event_date", "_keys")
         return sorted((*map(str, r[:5]), tuple(sorted(r[5]))) for r in keys.collect())
 
     def deliveries() -> set[str]:

@@ -33,7 +33,7 @@ from pyspark.sql import DataFrame
 from citylake.settings import Settings
 from pipelines import tables
 from pipelines.cached import cached
-from pipelines.dwd.line_keys import LINE, key_value, line_keys
+from pipelines.dwd.line_keys import LINE, key_hash, key_value, line_keys
 from warehouse_layers.contract import TableContract
 
 _BROADCAST_KEYS = 2_000_000  # beyond this many keys a shuffle join beats shipping them
@@ -117,38 +117,51 @@ def affected_rows(
 
     in_follow = F.split("_key", "\x1f")[0].isin(sorted(follow))  # on any frame's `_key`
     found = index.where(tables.date_range_predicate("_business_date", first, last))
-    found = cached(found.where(in_follow).select("_key").distinct())
+    found = cached(found.where(in_follow).select("_key_hash").distinct())
     known = size = found.count()
     # What a pass looks up: followed keys on every line of theirs (`_since` null), and once the
     # seeds on their lines from their day on.
-    wanted = found.select("_key", F.lit(None).cast("date").alias("_since"))
+    wanted = found.select("_key_hash", F.lit(None).cast("date").alias("_since"))
     if seeds is not None:
         # A key delivered twice holds from its earliest version's day (every day if one is null).
         since = seeds.groupBy("_key").agg(
             F.when(F.count_if(F.col("_since").isNull()) == 0, F.min("_since")).alias("_since")
         )
-        wanted = wanted.unionByName(since)
+        wanted = wanted.unionByName(
+            since.select(key_hash(F.col("_key")).alias("_key_hash"), "_since")
+        )
     # Either date null (every day; an undated line) makes the comparison null: kept.
     from_since = F.coalesce(F.col("_event_date") >= F.col("_since"), F.lit(True))
     # A line carries one key of each entry of `keys`: with one followed entry and no seeds, the
     # lines found carry no key but the one they were found by, so the first pass is the fixed
     # point and the pass that would confirm it is skipped.
     settled = seeds is None and sum(ns in follow for ns in keys.values()) == 1
+    # Keys are probed by their 64-bit hash, which scans and joins at a third of the string's
+    # cost. Lines whose key only shares a hash with one looked up are found too: they and the
+    # keys they carry are followed like any, so what is found stays closed under the relations
+    # (a superset), and rebuilding an unaffected line leaves its rows as they were.
+    probe = index.select(*LINE, "_business_date", "_event_date", "_key_hash")
     passes = []
     while True:
-        # Each hit brings all the keys of its line (`_keys`): the keys to follow next come out
-        # of the same pass, not from a second scan of the index by line.
-        hits = index.join(_broadcast(wanted, size), "_key").where(from_since)
-        hits = cached(hits.select(*LINE, "_business_date", "_keys"))
-        passes.append(hits.select(*LINE, "_business_date"))
+        hits = probe.join(_broadcast(wanted, size), "_key_hash").where(from_since)
+        hits = cached(hits.select(*LINE, "_business_date"))
+        passes.append(hits)
         if settled:
             break
-        more = hits.select(F.explode("_keys").alias("_key")).where(in_follow)
-        more = cached(more.distinct().join(_broadcast(found, known), "_key", "left_anti"))
+        # The keys the hit lines carry, read from their deliveries alone (the index is
+        # partitioned by delivery): in the probe, `_keys` of every line cost more than the hash.
+        deliveries = sorted(r[0] for r in hits.select("_delivery_id").distinct().collect())
+        if not deliveries:
+            break
+        carried = index.where(tables.in_list("_delivery_id", deliveries))
+        carried = carried.join(hits.select(*LINE), LINE, "left_semi")
+        more = carried.select(F.explode("_keys").alias("_key")).where(in_follow)
+        more = more.select(key_hash(F.col("_key")).alias("_key_hash")).distinct()
+        more = cached(more.join(_broadcast(found, known), "_key_hash", "left_anti"))
         if (size := more.count()) == 0:
             break
         found, known = cached(found.unionByName(more)), known + size
-        wanted = more.select("_key", F.lit(None).cast("date").alias("_since"))
+        wanted = more.select("_key_hash", F.lit(None).cast("date").alias("_since"))
     lines = cached(reduce(DataFrame.unionByName, passes).distinct())
     count = lines.count()
     dates = sorted(r[0] for r in lines.select("_business_date").distinct().collect())

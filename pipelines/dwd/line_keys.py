@@ -14,7 +14,8 @@ The index is partitioned by feed, key-rule fingerprint and delivery, so which de
 holds is read from the Delta log alone (no scan), and a change of the key rules (the contract
 rules of the key and time columns, the parsing code, or this module's layout of the rows) makes
 a fresh index for the feed that replaces the old one. Each row repeats all the keys of its line
-(`keys`), so a line found by one key brings its others without a second scan.
+(`keys`), so a line found by one key brings its others without parsing them again. Builds
+probe by `key_hash`, the key's 64-bit hash (pipelines/dwd/affected.py).
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ def key_value(table: TableContract, columns: tuple[str, ...], namespace: str) ->
     return F.when(~missing, F.concat_ws("\x1f", F.lit(namespace), *parts))
 
 
+def key_hash(key: Column) -> Column:
+    """A key's 64-bit hash, as the index holds it: what a build probes the index by."""
+    return F.xxhash64(key)
+
+
 def event_date(table: TableContract, at: str | None) -> Column:
     """The date of the DWD time `at` of an ODS row as normalization will parse it (null when
     it does not parse, or without `at`)."""
@@ -117,7 +123,9 @@ def _index_rows(ods: DataFrame, feed: str, rules: str, spec: FeedKeys, todo: dic
             F.col("_business_date").alias("business_date"),
             event_date(spec.table, spec.at).alias("event_date"),
             parsed.alias("keys"),
-        ).withColumn("key", F.explode("keys"))  # no row for a line with no key that parses
+        )
+        .withColumn("key", F.explode("keys"))  # no row for a line with no key that parses
+        .withColumn("key_hash", key_hash(F.col("key")))
     )
 
 
@@ -161,9 +169,9 @@ def line_keys(
     settings: Settings,
     at: str | None = None,
 ) -> DataFrame:
-    """(`_delivery_id`, `_source_line`, `_business_date`, `_key`, `_event_date`, `_keys`)
-    for every key of every committed line of the feed's `ods` rows (`_keys`: all the keys of
-    the line), from the index, after indexing the deliveries it does not hold yet (a build
+    """(`_delivery_id`, `_source_line`, `_business_date`, `_key`, `_key_hash`, `_event_date`,
+    `_keys`) for every key of every committed line of the feed's `ods` rows (`_keys`: all the
+    keys of the line), from the index, after indexing the deliveries it does not hold yet (a build
     indexes every feed's at once before, `index_deliveries`).
 
     A line whose keys all fail to parse has no entry (normalization quarantines it). The index
@@ -176,6 +184,6 @@ def line_keys(
     return held_rows.where((F.col("feed") == feed) & (F.col("rules") == rules)).select(
         *[
             F.col(name[1:]).alias(name)
-            for name in (*LINE, "_business_date", "_key", "_event_date", "_keys")
+            for name in (*LINE, "_business_date", "_key", "_key_hash", "_event_date", "_keys")
         ]
     )
