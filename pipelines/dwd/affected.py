@@ -139,23 +139,19 @@ def affected_rows(
     # Keys are probed by their 64-bit hash, which scans and joins at a third of the string's
     # cost. Lines whose key only shares a hash with one looked up are found too: they and the
     # keys they carry are followed like any, so what is found stays closed under the relations
-    # (a superset), and rebuilding an unaffected line leaves its rows as they were.
-    probe = index.select(*LINE, "_business_date", "_event_date", "_key_hash")
+    # (a superset), and rebuilding an unaffected line leaves its rows as they were. Unless the
+    # first pass settles it, each hit brings all the keys of its line (`_keys`): the keys to
+    # follow next come out of the same pass, not from a second read of the index by line.
+    carried = [] if settled else ["_keys"]
+    probe = index.select(*LINE, "_business_date", "_event_date", "_key_hash", *carried)
     passes = []
     while True:
         hits = probe.join(_broadcast(wanted, size), "_key_hash").where(from_since)
-        hits = cached(hits.select(*LINE, "_business_date"))
-        passes.append(hits)
+        hits = cached(hits.select(*LINE, "_business_date", *carried))
+        passes.append(hits.select(*LINE, "_business_date"))
         if settled:
             break
-        # The keys the hit lines carry, read from their deliveries alone (the index is
-        # partitioned by delivery): in the probe, `_keys` of every line cost more than the hash.
-        deliveries = sorted(r[0] for r in hits.select("_delivery_id").distinct().collect())
-        if not deliveries:
-            break
-        carried = index.where(tables.in_list("_delivery_id", deliveries))
-        carried = carried.join(hits.select(*LINE), LINE, "left_semi")
-        more = carried.select(F.explode("_keys").alias("_key")).where(in_follow)
+        more = hits.select(F.explode("_keys").alias("_key")).where(in_follow)
         more = more.select(key_hash(F.col("_key")).alias("_key_hash")).distinct()
         more = cached(more.join(_broadcast(found, known), "_key_hash", "left_anti"))
         if (size := more.count()) == 0:
