@@ -247,10 +247,11 @@ _CURRENT_LOCK = threading.Lock()
 def read_native_current(
     table: TableContract, where: pc.Expression | None = None, settings: Settings | None = None
 ) -> pa.Table:
-    """Rows of a small table at its current version, read without Spark and kept until the
-    version moves: a build reads the delivery log several times per feed, and each read
-    opened every one of its files (one per delivery: 0.17 s at 341, growing by the feeds'
-    deliveries a day), where the version alone costs a read of the Delta log's tail."""
+    """Rows of a small table at its current version, read without Spark and kept until a
+    commit moves the version (or the table is made anew): a build reads the delivery log
+    several times per feed, and each read opened every one of its files (one per delivery:
+    0.17 s at 341, growing by the feeds' deliveries a day), where the version alone costs a
+    read of the Delta log's tail."""
     native = ensure_native(table, settings)
     # With the table's id: a table made anew at the path (a test's, a cleaned warehouse's)
     # starts its versions again.
