@@ -28,6 +28,7 @@ from pipelines.build import (
     BuildResult,
     _ods,
     build_dwd,
+    fact_keys,
     refresh_fact,
 )
 from pipelines.dwd import affected
@@ -201,6 +202,39 @@ def test_a_merchant_version_affects_its_transactions_from_its_day_on(spark, lake
     # its other refund); T9 of M3; T3 of M1 after its move. Not T6, M1's sale of the 5th, nor
     # T2 of M2: the 7th's build leaves their day alone.
     assert ids == ["R1", "R2", "R3", "RX", "T1", "T3", "T4", "T5", "T8", "T9"]
+
+
+def test_a_settled_probe_reads_the_same_lines_on_the_driver_as_by_spark(
+    spark, lake: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order's lines relate by its id alone, so one pass settles the probe: on the driver
+    for a small index, by Spark past `DRIVER_INDEX_ROWS`. Both read the same rows."""
+    for day in (D5, D6, D7):
+        _deliver(lake, day)
+    name = "ods_merchant_orders"
+    ods = _ods(spark, name, {name: tables.version(spark, tables.contract(name, lake), lake)}, lake)
+    table, keys, at = fact_keys(name, lake)
+    on_driver = []
+    probe = affected._settled_on_driver
+
+    def spied(*args, **kwargs):  # type: ignore[no-untyped-def]
+        on_driver.append(probe(*args, **kwargs))
+        return on_driver[-1]
+
+    def read() -> list[tuple]:
+        rows = affected_rows(
+            ods, "merchant_orders", table, keys, days=(D6, D6), follow=frozenset(keys.values()),
+            at=at, settings=lake,
+        )  # fmt: skip
+        return sorted(tuple(r) for r in rows.select("order_id", *LINE).collect())
+
+    monkeypatch.setattr(affected, "_settled_on_driver", spied)
+    driver = read()
+    assert [line.num_rows for line in on_driver] == [1]  # O1's first version, of the 5th
+    monkeypatch.setattr(affected, "DRIVER_INDEX_ROWS", -1)
+    assert read() == driver
+    assert len(on_driver) == 1  # the second read was Spark's
+    assert [r[0] for r in driver] == ["O1", "O1"]  # the 6th's line of O1 and the 5th's
 
 
 def _coarse_hash(monkeypatch: pytest.MonkeyPatch) -> None:

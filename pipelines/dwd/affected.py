@@ -33,10 +33,21 @@ from pyspark.sql import DataFrame
 from citylake.settings import Settings
 from pipelines import tables
 from pipelines.cached import cached
-from pipelines.dwd.line_keys import LINE, key_hash, key_value, line_keys
+from pipelines.dwd.line_keys import (
+    INDEX,
+    LINE,
+    key_hash,
+    key_value,
+    line_keys,
+    rules_fingerprint,
+)
 from warehouse_layers.contract import TableContract
 
 _BROADCAST_KEYS = 2_000_000  # beyond this many keys a shuffle join beats shipping them
+# A feed's index up to this many rows is probed on the driver when one pass settles the probe
+# (`_settled_on_driver`): a small feed's probe by Spark cost 14 jobs, 1.1-2.7 s warm, for a
+# handful of filings. A bigger index (a busy feed, a long history) is probed by Spark.
+DRIVER_INDEX_ROWS = 4_000_000
 # Rows of the keys a fact write replaces, old and new, up to which the driver diffs them and
 # delta-rs commits the changes: a city-day of scale 1's busiest feed (~600 k transactions).
 # More (a backfill's range) go by Spark's own writer, which streams from the tasks: three days
@@ -114,6 +125,18 @@ def affected_rows(
         return ods
     # Not cached: scanned once a pass, and the first read is pruned to the range's deliveries.
     index = line_keys(ods, feed, table, keys, settings, at)
+    # A line carries one key of each entry of `keys`: with one followed entry and no seeds, the
+    # lines found carry no key but the one they were found by, so the first pass is the fixed
+    # point and the pass that would confirm it is skipped.
+    settled = seeds is None and sum(ns in follow for ns in keys.values()) == 1
+    held = feed_rows(feed, table, keys, settings, at)
+    if settled and tables.count_rows(tables.contract(INDEX, settings), held, settings) <= (
+        DRIVER_INDEX_ROWS
+    ):
+        off = _settled_on_driver(held, days, follow, settings)
+        dates = sorted(set(off["_business_date"].to_pylist()))
+        lines = ods.sparkSession.createDataFrame(off.select(LINE)) if off.num_rows else None
+        return _rows_of(ods, lines, off.num_rows, dates, days)
 
     in_follow = F.split("_key", "\x1f")[0].isin(sorted(follow))  # on any frame's `_key`
     found = index.where(tables.date_range_predicate("_business_date", first, last))
@@ -132,10 +155,6 @@ def affected_rows(
         )
     # Either date null (every day; an undated line) makes the comparison null: kept.
     from_since = F.coalesce(F.col("_event_date") >= F.col("_since"), F.lit(True))
-    # A line carries one key of each entry of `keys`: with one followed entry and no seeds, the
-    # lines found carry no key but the one they were found by, so the first pass is the fixed
-    # point and the pass that would confirm it is skipped.
-    settled = seeds is None and sum(ns in follow for ns in keys.values()) == 1
     # Keys are probed by their 64-bit hash, which scans and joins at a third of the string's
     # cost. Lines whose key only shares a hash with one looked up are found too: they and the
     # keys they carry are followed like any, so what is found stays closed under the relations
@@ -161,14 +180,80 @@ def affected_rows(
     lines = cached(reduce(DataFrame.unionByName, passes).distinct())
     count = lines.count()
     dates = sorted(r[0] for r in lines.select("_business_date").distinct().collect())
-    # One pass over the business dates of the range and of the lines found, each row kept when
-    # it is in the range or a line found (a line is in ODS once: ingestion is idempotent per
-    # delivery): a union with the range's rows deduplicated by line shuffled every row.
-    in_range = tables.date_range_predicate("_business_date", first, last)
+    return _rows_of(ods, lines, count, dates, days)
+
+
+def feed_rows(
+    feed: str,
+    table: TableContract,
+    keys: Mapping[tuple[str, ...], str],
+    settings: Settings,
+    at: str | None = None,
+) -> pc.Expression:
+    """The index rows of `feed` under its current key rules, as a delta-rs filter on the
+    index's partition columns (`line_keys` reads the same rows by Spark). Here, not beside
+    `line_keys`: a change of that module's text re-indexes every feed."""
+    rules = rules_fingerprint(table, keys, at, settings.timezone)
+    return (pc.field("feed") == feed) & (pc.field("rules") == rules)
+
+
+def _rows_of(
+    ods: DataFrame,
+    lines: DataFrame | None,
+    count: int,
+    dates: list[dt.date],
+    days: tuple[dt.date, dt.date],
+) -> DataFrame:
+    """The rows of `ods` delivered in `days` and those of the `lines` found (`count` of them,
+    on the business `dates`; None: no line), in one pass over the business dates of both: each
+    row is kept when it is in the range or a line found (a line is in ODS once: ingestion is
+    idempotent per delivery). A union with the range's rows deduplicated by line shuffled
+    every row."""
+    in_range = tables.date_range_predicate("_business_date", *days)
+    if lines is None:
+        return ods.where(in_range)
     scope = f"({in_range}) OR {tables.in_list('_business_date', dates)}" if dates else in_range
     marked = lines.select(*LINE, F.lit(True).alias("_found"))
     rows = ods.where(scope).join(_broadcast(marked, count), LINE, "left")
     return rows.where(F.col("_found") | F.expr(in_range)).drop("_found")
+
+
+def _settled_on_driver(
+    held: pc.Expression,
+    days: tuple[dt.date, dt.date],
+    follow: frozenset[str],
+    settings: Settings,
+) -> pa.Table:
+    """The settled probe (`affected_rows`) of the index rows `held`, read by delta-rs: the
+    lines off the range that carry a key of a `follow` namespace that lines of the range carry,
+    as (*LINE, `_business_date`). Probed by hash like Spark's: a line met by a shared hash
+    only is read and rebuilt, and stays as it was. Reads two columns of the range's rows and
+    three of the others' matches, never the index whole into memory."""
+    index = tables.contract(INDEX, settings)
+    day = pc.field("business_date")
+    in_range = (day >= pc.scalar(days[0])) & (day <= pc.scalar(days[1]))
+    in_follow = reduce(
+        lambda a, b: a | b,
+        [pc.starts_with(pc.field("key"), f"{ns}\x1f") for ns in sorted(follow)],
+    )
+    delivered = tables.read_native(index, held & in_range & in_follow, settings, ["key_hash"])
+    found = pc.unique(delivered["key_hash"].combine_chunks()).drop_null()
+    if not len(found):
+        return pa.table({"_delivery_id": [], "_source_line": [], "_business_date": []})
+    hits = tables.read_native(
+        index,
+        held & ~in_range & pc.field("key_hash").isin(found),
+        settings,
+        ["delivery_id", "source_line", "business_date"],
+    )
+    lines = hits.group_by(hits.column_names).aggregate([])  # a line once, whatever its keys
+    return pa.table(
+        {
+            "_delivery_id": lines["delivery_id"].cast(pa.string()),
+            "_source_line": lines["source_line"].cast(pa.int64()),
+            "_business_date": lines["business_date"].cast(pa.date32()),
+        }
+    )
 
 
 def booked_partitions(affected: DataFrame, table: TableContract, books_on: str | None) -> list:
