@@ -129,14 +129,13 @@ def affected_rows(
     # lines found carry no key but the one they were found by, so the first pass is the fixed
     # point and the pass that would confirm it is skipped.
     settled = seeds is None and sum(ns in follow for ns in keys.values()) == 1
-    held = feed_rows(feed, table, keys, settings, at)
-    if settled and tables.count_rows(tables.contract(INDEX, settings), held, settings) <= (
-        DRIVER_INDEX_ROWS
-    ):
-        off = _settled_on_driver(held, days, follow, settings)
-        dates = sorted(set(off["_business_date"].to_pylist()))
-        lines = ods.sparkSession.createDataFrame(off.select(LINE)) if off.num_rows else None
-        return _rows_of(ods, lines, off.num_rows, dates, days)
+    if settled:
+        held = feed_index_filter(feed, table, keys, settings, at)
+        if tables.count_rows(tables.contract(INDEX, settings), held, settings) <= DRIVER_INDEX_ROWS:
+            off = _settled_on_driver(held, days, follow, settings)
+            dates = sorted(set(off["_business_date"].to_pylist()))
+            lines = ods.sparkSession.createDataFrame(off.select(LINE)) if off.num_rows else None
+            return _rows_of(ods, lines, off.num_rows, dates, days)
 
     in_follow = F.split("_key", "\x1f")[0].isin(sorted(follow))  # on any frame's `_key`
     found = index.where(tables.date_range_predicate("_business_date", first, last))
@@ -183,7 +182,7 @@ def affected_rows(
     return _rows_of(ods, lines, count, dates, days)
 
 
-def feed_rows(
+def feed_index_filter(
     feed: str,
     table: TableContract,
     keys: Mapping[tuple[str, ...], str],
