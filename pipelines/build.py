@@ -47,6 +47,7 @@ from pipelines.dwd.affected import (
 from pipelines.dwd.dimensions import build_district, build_industry, build_mcc
 from pipelines.dwd.enterprise import build_enterprise
 from pipelines.dwd.feed import write_feed_dimension
+from pipelines.dwd.feed_delivery import write_feed_deliveries
 from pipelines.dwd.fuel import BOOKS_ON as FUEL_BOOKS_ON
 from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
 from pipelines.dwd.gate_outcome import kept_outcomes
@@ -66,7 +67,7 @@ from pipelines.units import Unit, run_units
 from quality.cross_checks import cross_check_results
 from quality.gate import GateBlocked, GateResult, enforce, enforce_share
 from quality.suites import Check, contract_checks, reject_rate_name
-from warehouse_layers.contract import TableContract
+from warehouse_layers.contract import TableContract, input_roots
 
 PAYMENT_INPUTS = ("ods_merchant_registry", "ods_pay_transactions")
 PAYMENT_DWD = ("dwd_pay_transaction",)
@@ -883,18 +884,21 @@ def _held(unit: Unit, blocked: GateBlocked) -> tuple[str, ...]:
 
 
 # What the quality scorecard reads besides ODS and dwd_quarantine: every build rewrites them.
-QUALITY_DWD = ("dwd_gate_outcome", "dwd_dim_feed")
+QUALITY_DWD = ("dwd_gate_outcome", "dwd_dim_feed", "dwd_feed_delivery")
 
 
 def quality_inputs(result: BuildResult, settings: Settings) -> list[str]:
-    """Before the models: the feed dimension from the contracts, and the versions of the
-    tables the quality scorecard reads, as it will read them (its rows carry them). Returns the
-    DWD tables whose rewrite restates the scorecard over the build's days."""
+    """Before the models: the feed dimension from the contracts, the deliveries from their
+    log, and the versions of the tables the quality scorecard reads, as it will read them (its
+    rows carry them). Returns the DWD tables whose rewrite restates the scorecard over the
+    build's days."""
     write_feed_dimension(settings)
+    write_feed_deliveries(settings)
     spark = get_spark(settings)
-    scorecard = tables.contract("ads_quality_scorecard", settings)
+    contracts = tables.contracts(settings)
+    # The roots of its lineage, as on every model's rows: the delivery log's, not its copy's.
     result.input_versions |= {
-        name: tables.version(spark, tables.contract(name, settings), settings)
-        for name in scorecard.upstream
+        name: tables.version(spark, contracts[name], settings)
+        for name in input_roots("ads_quality_scorecard", contracts)
     }
     return list(QUALITY_DWD)

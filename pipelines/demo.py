@@ -54,6 +54,7 @@ LAYER_TABLES = (
     "ads_inclusion_candidates",
     "ads_economy_overview",
     "dwd_dim_feed",
+    "dwd_feed_delivery",
     "dwd_gate_outcome",
     "ads_quality_scorecard",
 )

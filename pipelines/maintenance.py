@@ -7,9 +7,9 @@ a file for each. Every reader then opens, lists and plans over all of them. The 
 
 Compacted are the partitioned tables whose Delta version nothing records: DWD facts, DWS and
 ADS. ODS is left alone, because a build pins its ODS versions and writes them on every ADS row;
-so are the tables the quality scorecard pins (its `upstream`). A compaction there would move a
-recorded version without a change of data, and a rebuild of the same inputs would no longer
-show the same versions.
+so are the tables the quality scorecard pins (the roots of its lineage). A compaction there
+would move a recorded version without a change of data, and a rebuild of the same inputs would
+no longer show the same versions.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from deltalake.exceptions import CommitFailedError
 
 from citylake.settings import Settings, get_settings
 from pipelines import tables
-from warehouse_layers.contract import TableContract
+from warehouse_layers.contract import TableContract, input_roots
 
 SCORECARD = "ads_quality_scorecard"
 
@@ -40,7 +40,7 @@ class Compaction:
 def compactable(contracts: dict[str, TableContract]) -> list[TableContract]:
     """The tables compaction may rewrite, by name: partitioned, and no version of theirs recorded
     on a row (not ODS, not an input of the quality scorecard)."""
-    pinned = set(contracts[SCORECARD].upstream)
+    pinned = input_roots(SCORECARD, contracts)
     return [
         table
         for name, table in sorted(contracts.items())

@@ -443,7 +443,15 @@ def replace_small(df: DataFrame, table: TableContract, settings: Settings | None
     """Overwrite a small table (a dimension, rebuilt whole) through delta-rs, and only when its
     rows changed: most builds leave the code lists and most dimensions as they were, and an
     unchanged table keeps its Delta version. Returns whether it wrote."""
-    rows = conform_arrow(conform(df, table).toArrow(), table)
+    return replace_small_native(conform(df, table).toArrow(), table, settings)
+
+
+def replace_small_native(
+    data: pa.Table, table: TableContract, settings: Settings | None = None
+) -> bool:
+    """`replace_small` of Arrow rows: the table overwritten in one file, only when they differ
+    from its rows (so its version moves with its data alone). Returns whether it wrote."""
+    rows = conform_arrow(data, table)
     if _same_rows(rows, conform_arrow(read_native(table, settings=settings), table)):
         return False
     write_native(rows, table, mode="overwrite", settings=settings)

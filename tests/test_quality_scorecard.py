@@ -24,6 +24,7 @@ from pipelines.landing import read_delivery
 from quality.gate import GateBlocked
 from quality.suites import contract_checks
 from tests.payment_files import TXN_HEADER, registry, txn, write
+from warehouse_layers.contract import input_roots
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "ads" / "ads_quality_scorecard.sql"
 TODAY = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
@@ -139,9 +140,11 @@ def test_scorecard_of_a_late_a_missing_a_blocked_and_an_on_time_day(spark, city:
     assert pay["validity"] == pytest.approx(21 / 23)
     assert _counts(card[("merchant_registry", TODAY)]) == (0, 0, 0, 0.0, registry_checks, 0)
 
-    # Every row carries the versions of the five tables it read.
+    # Every row carries the versions of the roots of its lineage: the delivery log's, not its
+    # copy's (dwd_feed_delivery), and the other four tables it read.
     versions = json.loads(pay["_input_versions"])
-    assert set(versions) == set(contracts["ads_quality_scorecard"].upstream)
+    assert set(versions) == input_roots("ads_quality_scorecard", contracts)
+    assert "ods_delivery_log" in versions
 
     # Both builds' outcomes are in the table; the model audits' pass came after the scorecard.
     outcomes = tables.read(spark, contracts["dwd_gate_outcome"])

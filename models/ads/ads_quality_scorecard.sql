@@ -19,7 +19,7 @@ delivery AS (
     l.finished_at,
     CASE WHEN f.period = 'month' THEN last_day(l.business_date) ELSE l.business_date END
       AS period_end
-  FROM ods.ods_delivery_log AS l
+  FROM dwd.dwd_feed_delivery AS l
   JOIN feed AS f ON f.feed = l.feed
 ),
 onboarded AS (

@@ -7,7 +7,6 @@ delta-rs commit and only when its rows changed, so its Delta version moves with 
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from citylake.settings import Settings
 from pipelines import tables
@@ -42,12 +41,4 @@ def feed_rows(contracts: dict[str, TableContract]) -> pa.Table:
 def write_feed_dimension(settings: Settings) -> bool:
     """Rewrite dwd_dim_feed from the contracts when they changed it; whether it was written."""
     contracts = tables.contracts(settings)
-    table = contracts[DIM_FEED]
-    rows = feed_rows(contracts)
-    current = tables.read_native(table, settings=settings)
-    if current.num_rows == rows.num_rows:
-        order = pc.sort_indices(current, sort_keys=[("feed", "ascending")])
-        if tables.conform_arrow(current.take(order), table).equals(rows):
-            return False
-    tables.write_native(rows, table, mode="overwrite", settings=settings)
-    return True
+    return tables.replace_small_native(feed_rows(contracts), contracts[DIM_FEED], settings)
