@@ -47,7 +47,7 @@ from pipelines.dwd.affected import (
 from pipelines.dwd.dimensions import build_district, build_industry, build_mcc
 from pipelines.dwd.enterprise import build_enterprise
 from pipelines.dwd.feed import write_feed_dimension
-from pipelines.dwd.feed_delivery import write_feed_deliveries
+from pipelines.dwd.feed_delivery import DELIVERY_LOG, write_feed_deliveries
 from pipelines.dwd.fuel import BOOKS_ON as FUEL_BOOKS_ON
 from pipelines.dwd.fuel import FUEL_FEEDS, FUEL_TABLES, build_fuel_facts, build_fuel_station
 from pipelines.dwd.gate_outcome import kept_outcomes
@@ -892,13 +892,14 @@ def quality_inputs(result: BuildResult, settings: Settings) -> list[str]:
     log, and the versions of the tables the quality scorecard reads, as it will read them (its
     rows carry them). Returns the DWD tables whose rewrite restates the scorecard over the
     build's days."""
-    write_feed_dimension(settings)
-    write_feed_deliveries(settings)
+    write_feed_dimension(settings)  # a root: pinned once written
     spark = get_spark(settings)
     contracts = tables.contracts(settings)
-    # The roots of its lineage, as on every model's rows: the delivery log's, not its copy's.
+    # The roots of its lineage, as on every model's rows: the delivery log's, not its copy's,
+    # which is then written from that version of the log (a delivery may commit meanwhile).
     result.input_versions |= {
         name: tables.version(spark, contracts[name], settings)
         for name in input_roots("ads_quality_scorecard", contracts)
     }
+    write_feed_deliveries(settings, result.input_versions[DELIVERY_LOG])
     return list(QUALITY_DWD)

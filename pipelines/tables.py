@@ -245,14 +245,19 @@ _CURRENT_LOCK = threading.Lock()
 
 
 def read_native_current(
-    table: TableContract, where: pc.Expression | None = None, settings: Settings | None = None
+    table: TableContract,
+    where: pc.Expression | None = None,
+    settings: Settings | None = None,
+    version: int | None = None,
 ) -> pa.Table:
-    """Rows of a small table at its current version, read without Spark and kept until a
-    commit moves the version (or the table is made anew): a build reads the delivery log
-    several times per feed, and each read opened every one of its files (one per delivery:
-    0.17 s at 341, growing by the feeds' deliveries a day), where the version alone costs a
-    read of the Delta log's tail."""
+    """Rows of a small table at its current version (or at `version`), read without Spark and
+    kept until a commit moves the version (or the table is made anew): a build reads the
+    delivery log several times per feed, and each read opened every one of its files (one per
+    delivery: 0.17 s at 341, growing by the feeds' deliveries a day), where the version alone
+    costs a read of the Delta log's tail."""
     native = ensure_native(table, settings)
+    if version is not None:
+        native.load_as_version(version)
     # With the table's id: a table made anew at the path (a test's, a cleaned warehouse's)
     # starts its versions again.
     path, now = table_path(table, settings), (native.metadata().id, native.version())

@@ -62,3 +62,14 @@ def test_the_deliveries_are_rewritten_in_one_file_only_when_one_came_in(lake: Se
     again, rows = _deliveries(lake)
     assert again == version + 1
     assert [r[0] for r in rows] == ["P1", "P2", "R1"]
+
+
+def test_the_deliveries_are_those_of_the_log_version_the_scorecard_names(lake: Settings) -> None:
+    day = dt.date(2024, 11, 29)
+    _log(lake, "P1", "pay_transactions", day, 100)
+    pinned = tables.ensure_native(tables.contract("ods_delivery_log", lake), lake).version()
+    _log(lake, "P2", "pay_transactions", day, 50)  # committed after the build pinned the log
+    assert write_feed_deliveries(lake, pinned) is True
+    assert [r[0] for r in _deliveries(lake)[1]] == ["P1"]
+    assert write_feed_deliveries(lake) is True  # the next build's pin: the log as it is now
+    assert [r[0] for r in _deliveries(lake)[1]] == ["P1", "P2"]

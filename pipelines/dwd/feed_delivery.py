@@ -17,8 +17,9 @@ FEED_DELIVERY = "dwd_feed_delivery"
 DELIVERY_LOG = "ods_delivery_log"
 
 
-def write_feed_deliveries(settings: Settings) -> bool:
-    """Rewrite dwd_feed_delivery from the delivery log when it has a new delivery; whether it
-    was written."""
-    log = tables.read_native_current(tables.contract(DELIVERY_LOG, settings), settings=settings)
-    return tables.replace_small_native(log, tables.contract(FEED_DELIVERY, settings), settings)
+def write_feed_deliveries(settings: Settings, version: int | None = None) -> bool:
+    """Rewrite dwd_feed_delivery from the delivery log (at `version`: the one the scorecard's
+    rows will name; default the current) when it has a new delivery; whether it was written."""
+    log = tables.contract(DELIVERY_LOG, settings)
+    rows = tables.read_native_current(log, settings=settings, version=version)
+    return tables.replace_small_native(rows, tables.contract(FEED_DELIVERY, settings), settings)
