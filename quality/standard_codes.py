@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import pandas as pd
 import pyspark.sql.functions as F
@@ -38,10 +38,19 @@ def mcc_codes() -> tuple[str, ...]:
     return tuple(sorted(m.mcc for m in iso18245.get_all_mccs()))
 
 
-def _uscc_check(values: pd.Series) -> pd.Series:
+@lru_cache(maxsize=1 << 18)
+def _uscc_ok(value: str) -> bool:
+    """stdnum's verdict on one code, kept by the Python worker, which Spark reuses across
+    tasks: a feed repeats its codes (a tax filing names its enterprise each period, the gates
+    check the stored codes again), and stdnum takes ~9 µs a code, 1.9 s for a city-day's 200 k
+    tax lines. Not for 身份证 numbers: personal data is not kept beyond its batch."""
     from stdnum.cn import uscc
 
-    return values.map(lambda v: v is None or bool(uscc.is_valid(v)))
+    return bool(uscc.is_valid(value))
+
+
+def _uscc_check(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: v is None or _uscc_ok(v))
 
 
 def _resident_id_check(values: pd.Series) -> pd.Series:
