@@ -7,6 +7,11 @@ child (pyspark starts it; psutil finds it and its threads' times, as benchmarks/
 does), and its threads are told apart by the names Linux's /proc gives them (elsewhere, or with
 a remote Spark, nothing is printed). Per-thread counts of threads that ended are lost, but the
 process total keeps them, so the rest is total minus the two.
+
+Beside the CPU it counts the classes Spark compiled from generated code (Janino, on the query
+threads: part of the rest) by Spark's own codegen metrics: a plan shape met for the first time
+costs a compile and then the JIT's warm-up of the new class, a shape met again costs neither
+(spark.sql.codegen.cache.maxEntries, citylake/spark.py).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from pyspark import SparkContext
 
 PROC = Path("/proc")
 # HotSpot's thread names (at most 15 characters in /proc): "C2 CompilerThre", "GC Thread#0".
@@ -27,14 +33,21 @@ class JvmCpu:
     total: float
     jit: float
     gc: float
+    compiled: int | None = None  # classes compiled from generated code (None: no Spark yet)
 
     def __sub__(self, before: JvmCpu) -> JvmCpu:
-        return JvmCpu(self.total - before.total, self.jit - before.jit, self.gc - before.gc)
+        compiled = None
+        if self.compiled is not None:
+            compiled = self.compiled - (before.compiled or 0)
+        return JvmCpu(
+            self.total - before.total, self.jit - before.jit, self.gc - before.gc, compiled
+        )
 
     def __str__(self) -> str:
         rest = self.total - self.jit - self.gc
         parts = f"JIT {self.jit:.1f} + GC {self.gc:.1f} + rest {rest:.1f}"
-        return f"JVM CPU {self.total:.1f} s = {parts}"
+        classes = "" if self.compiled is None else f"; {self.compiled:,} classes compiled"
+        return f"JVM CPU {self.total:.1f} s = {parts}{classes}"
 
 
 def spent(before: JvmCpu | None) -> str:
@@ -68,4 +81,13 @@ def jvm_cpu() -> JvmCpu | None:
                 jit += thread.user_time + thread.system_time
             elif name.startswith(GC_PREFIXES):
                 gc += thread.user_time + thread.system_time
-    return JvmCpu(total, jit, gc) if found else None
+    return JvmCpu(total, jit, gc, _compiled()) if found else None
+
+
+def _compiled() -> int | None:
+    """How many classes Spark's JVM has compiled from generated code (None: no Spark yet)."""
+    context = SparkContext._active_spark_context
+    if context is None:
+        return None
+    metrics = context._jvm.org.apache.spark.metrics.source.CodegenMetrics
+    return int(metrics.METRIC_COMPILATION_TIME().getCount())

@@ -29,9 +29,10 @@ The city's deliveries of every feed (all eleven) are generated and ingested into
    253.7 s, models 64.2 s; 2026-12-06, the same build on the warehouse a run left); the 4 GB
    driver held it.
 
-Beside each build it prints the CPU time the Spark JVM spent, and how much of it went to the
-JIT compiler and the garbage collector (benchmarks/jvm_cpu.py): where a change acted, which
-wall time alone cannot say on a machine whose runs vary by up to 15 %.
+Beside each build it prints the CPU time the Spark JVM spent, how much of it went to the JIT
+compiler and the garbage collector, and how many classes Spark compiled from generated code
+(benchmarks/jvm_cpu.py): where a change acted, which wall time alone cannot say on a machine
+whose runs vary by up to 15 %.
 
 Runs in a throwaway warehouse under ./var/bench-pipeline (deleted first) on the embedded
 defaults (CITYLAKE_SPARK__DRIVER_MEMORY and the other settings apply; CITYLAKE_UNITS_AT_ONCE=1
