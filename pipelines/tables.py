@@ -320,16 +320,18 @@ def _dataset_of(native: NativeDeltaTable) -> ds.Dataset:
     return native.to_pyarrow_dataset(parquet_read_options=options)
 
 
+# A delivery is one file, and a Spark task reads whole row groups: in parquet-rs's default of
+# a million rows, a city-day's 305 k transactions were one group, read by one task. In groups
+# of 65,536 a read of the day's file alone takes both cores (warm: its keys indexed in 1.5 s,
+# not 2.3 s; normalized in 2.6 s, not 3.4 s). A whole build gains nothing measurable: its
+# other unit keeps the second core busy anyway (issue #4).
+ODS_ROW_GROUP = 65_536
+
 # Raw delivered text is mostly unique values (ids, times, amounts): Parquet dictionaries there
 # overflow and are thrown away after the work is done, so they are off except for the lineage
 # columns, which are constant per delivery. Measured on a 37 MB delivery: 0.39 s -> 0.23 s per
 # write, files ~40 % larger. LZ4 writes faster than Snappy at the same size; Spark and Trino
 # read both.
-# A delivery is one file, and Spark splits a file between tasks by its row groups: parquet-rs's
-# default of a million rows made a city-day's 305 k transactions one row group, so indexing
-# their keys and normalizing them ran on one core while the other idled. In groups of 65,536
-# both cores read (indexing 2.3 -> 1.5 s, normalizing 3.4 -> 2.6 s, warm, one file alone).
-ODS_ROW_GROUP = 65_536
 _ODS_WRITER = WriterProperties(
     max_row_group_size=ODS_ROW_GROUP,
     compression="LZ4_RAW",
