@@ -28,6 +28,7 @@ from pipelines.build import (
     delivered,
     fuel_restated,
     pin_inputs,
+    quality_inputs,
 )
 from pipelines.dwd.gate_outcome import kept_outcomes
 from pipelines.ingest import DeliveryResult, ingest_files
@@ -148,7 +149,8 @@ def domain_dwd(
     domain: str, start: Day, end: Day, *, settings: Settings | None = None
 ) -> dict[str, Any]:
     """ODS -> DWD of one domain for [start, end] and its restatement window, behind the
-    ODS→DWD and DWD→DWS gates; the conformed dimensions too.
+    ODS→DWD and DWD→DWS gates; the conformed dimensions and the quality scorecard's inputs
+    (its gate outcomes, feeds and deliveries) too.
 
     A refund delivered today books on its original's day: the run rebuilds the
     ``settings.restatement_days`` days before `start` as well. Returns the state that
@@ -159,7 +161,7 @@ def domain_dwd(
     settings = settings or get_settings()
     first = as_date(start) - dt.timedelta(days=settings.restatement_days)
     last = as_date(end)
-    with kept_outcomes(first, last, settings):
+    with kept_outcomes(first, last, settings) as keep_outcomes:
         versions = pin_inputs(get_spark(settings), settings)
         units = build_units(first, last, settings, versions, domain)
         result, rebuilt = units.result, units.rebuilt
@@ -168,6 +170,10 @@ def domain_dwd(
             rebuilt += [*FUEL_DWD, FUEL_STATION]
         enterprises = ["dwd_enterprise"] if delivered(ENTERPRISE_FEED, settings) else []
         rebuilt += build_dimensions([*rebuilt, *enterprises], settings, units.held)
+        # As in `build`: the domain's gates have spoken, so `dws_ads` restates the quality
+        # scorecard of the run's days with their outcomes (and every other feed's, as kept).
+        keep_outcomes()
+        rebuilt += quality_inputs(result, settings)
     return state_of(result) | {
         "domain": domain,
         "rebuilt": rebuilt,
